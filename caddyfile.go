@@ -1,0 +1,102 @@
+package tokenauth
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/tokenauth/caddy-tokenauth/store"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("token_auth", parseCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("token_auth", httpcaddyfile.Before, "basic_auth")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var ta TokenAuth
+	err := ta.UnmarshalCaddyfile(h.Dispenser)
+	return &ta, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	token_auth [<matcher>] {
+//		store sqlite [<path>]          # default: the embedded store
+//		store sqlite {
+//			path          <path>
+//			create
+//			query_timeout <duration>
+//		}
+//		store postgres <dsn>
+//		keyword      <word>            # default: Token
+//		optional                       # DRF AllowAny: anonymous requests pass
+//		no_challenge                   # 403 without WWW-Authenticate instead of 401
+//	}
+func (h *TokenAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "store":
+			if h.StoreRaw != nil {
+				return d.Err("store already specified")
+			}
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			kind := d.Val()
+			if _, err := caddy.GetModule(store.Namespace + "." + kind); err != nil {
+				return d.Errf("unknown store kind '%s' (want one of: %s)", kind, strings.Join(storeKinds(), ", "))
+			}
+			unm, err := caddyfile.UnmarshalModule(d, store.Namespace+"."+kind)
+			if err != nil {
+				return err
+			}
+			h.StoreRaw = caddyconfig.JSONModuleObject(unm, "kind", kind, nil)
+		case "keyword":
+			if !d.Args(&h.Keyword) {
+				return d.ArgErr()
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			if err := validKeyword(h.Keyword); err != nil {
+				return d.Err(err.Error())
+			}
+		case "optional":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.Optional = true
+		case "no_challenge":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.NoChallenge = true
+		default:
+			return d.Errf("unrecognized token_auth option '%s'", d.Val())
+		}
+	}
+	return nil
+}
+
+// storeKinds lists the registered store modules by kind.
+func storeKinds() []string {
+	var kinds []string
+	for _, info := range caddy.GetModules(store.Namespace) {
+		kinds = append(kinds, info.ID.Name())
+	}
+	slices.Sort(kinds)
+	return kinds
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*TokenAuth)(nil)

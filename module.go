@@ -1,0 +1,164 @@
+// Package tokenauth is a Caddy HTTP handler that brings Django REST
+// Framework's token authentication to the web server: clients send
+// "Authorization: Token <key>", and the key is checked in-process against
+// Django's auth_user and authtoken_token tables before the request reaches
+// the next handler.
+package tokenauth
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/tokenauth/caddy-tokenauth/store"
+	_ "github.com/tokenauth/caddy-tokenauth/store/sqlite"   // registers the sqlite store
+)
+
+func init() {
+	caddy.RegisterModule(TokenAuth{})
+}
+
+// TokenAuth checks Django REST Framework tokens.
+//
+// A request whose Authorization header carries "<keyword> <key>" for an
+// active user is passed on with these placeholders set:
+//
+//	{http.auth.user.id}        auth_user.id (the access log's user_id)
+//	{http.auth.user.username}  auth_user.username
+//
+// Any other request is answered as DRF answers it: 401 with
+// "WWW-Authenticate: <keyword>", "Content-Type: application/json" and a
+// compact {"detail":"…"} body carrying DRF's message. A request without
+// token credentials passes only when Optional is set. When the store cannot
+// answer, the request gets 503 with Retry-After and is never let through.
+type TokenAuth struct {
+	// StoreRaw is the database holding Django's auth_user and
+	// authtoken_token tables, chosen by its "kind": "sqlite" or "postgres".
+	// Default: the embedded SQLite store at
+	// <caddy data dir>/token_auth/tokens.sqlite3, created on first use.
+	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=http.token_auth.stores inline_key=kind"`
+
+	// Keyword is the scheme word before the key, matched
+	// ASCII-case-insensitively and sent back in WWW-Authenticate, as DRF's
+	// TokenAuthentication.keyword. Default: "Token".
+	Keyword string `json:"keyword,omitempty"`
+
+	// Optional lets requests without token credentials through
+	// anonymously, as DRF's AllowAny permission does; a Token header that
+	// is malformed or names an unknown key is still refused with 401.
+	// Default: false (credentials required).
+	Optional bool `json:"optional,omitempty"`
+
+	// NoChallenge answers 403 without WWW-Authenticate instead of 401, as
+	// DRF does when a non-challenge scheme such as SessionAuthentication
+	// comes first in DEFAULT_AUTHENTICATION_CLASSES. The bodies are the
+	// same. Default: false.
+	NoChallenge bool `json:"no_challenge,omitempty"`
+
+	store     store.Store
+	status    int
+	challenge string
+	logger    *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (TokenAuth) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.token_auth",
+		New: func() caddy.Module { return new(TokenAuth) },
+	}
+}
+
+// defaultStore is the embedded SQLite store: no path means the data dir.
+var defaultStore = json.RawMessage(`{"kind":"sqlite"}`)
+
+// Provision loads the store and fills in the defaults.
+func (h *TokenAuth) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if h.Keyword == "" {
+		h.Keyword = "Token"
+	}
+	if err := validKeyword(h.Keyword); err != nil {
+		return err
+	}
+	h.status, h.challenge = http.StatusUnauthorized, h.Keyword
+	if h.NoChallenge {
+		h.status, h.challenge = http.StatusForbidden, ""
+	}
+	if h.StoreRaw == nil {
+		h.StoreRaw = defaultStore
+	}
+	mod, err := ctx.LoadModule(h, "StoreRaw")
+	if err != nil {
+		return fmt.Errorf("loading token store: %w", err)
+	}
+	s, ok := mod.(store.Store)
+	if !ok {
+		return fmt.Errorf("token store module %T is not a store.Store", mod)
+	}
+	h.store = s
+	return nil
+}
+
+// validKeyword accepts what can stand as the first word of an
+// Authorization header: one or more visible ASCII characters.
+func validKeyword(k string) error {
+	for i := 0; i < len(k); i++ {
+		if k[i] <= ' ' || k[i] >= 0x7f {
+			return fmt.Errorf("keyword %q: want visible ASCII characters without spaces", k)
+		}
+	}
+	return nil
+}
+
+// ServeHTTP authenticates the request and calls next, or answers as DRF.
+func (h *TokenAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	key, res := parseAuthorization(r.Header["Authorization"], h.Keyword)
+	switch res {
+	case headerKey:
+	case headerAnonymous:
+		if h.Optional {
+			return next.ServeHTTP(w, r)
+		}
+		writeDRFError(w, h.status, h.challenge, &errNotProvided)
+		return nil
+	default:
+		writeDRFError(w, h.status, h.challenge, headerErrors[res])
+		return nil
+	}
+
+	id, err := h.store.Lookup(r.Context(), key)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			writeDRFError(w, h.status, h.challenge, &errInvalidToken)
+			return nil
+		}
+		if c := h.logger.Check(zapcore.ErrorLevel, "token lookup failed"); c != nil {
+			c.Write(zap.Error(err))
+		}
+		w.Header()["Retry-After"] = []string{unavailableRetryWait}
+		writeDRFError(w, http.StatusServiceUnavailable, "", &errUnavailable)
+		return nil
+	}
+	if !id.Active {
+		writeDRFError(w, h.status, h.challenge, &errInactive)
+		return nil
+	}
+
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	repl.Set("http.auth.user.id", id.ID)
+	repl.Set("http.auth.user.username", id.Username)
+	return next.ServeHTTP(w, r)
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*TokenAuth)(nil)
+	_ caddyhttp.MiddlewareHandler = (*TokenAuth)(nil)
+)

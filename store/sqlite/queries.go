@@ -1,0 +1,237 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tokenauth/caddy-tokenauth/store"
+)
+
+// Django's DDL for SQLite, byte for byte as `manage.py migrate` leaves it in
+// sqlite_master (Django 3.2–5.2).
+const (
+	ddlAuthUser = `CREATE TABLE "auth_user" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "password" varchar(128) NOT NULL, "last_login" datetime NULL, "is_superuser" bool NOT NULL, "username" varchar(150) NOT NULL UNIQUE, "last_name" varchar(150) NOT NULL, "email" varchar(254) NOT NULL, "is_staff" bool NOT NULL, "is_active" bool NOT NULL, "date_joined" datetime NOT NULL, "first_name" varchar(150) NOT NULL)`
+	ddlToken    = `CREATE TABLE "authtoken_token" ("key" varchar(40) NOT NULL PRIMARY KEY, "created" datetime NOT NULL, "user_id" integer NOT NULL UNIQUE REFERENCES "auth_user" ("id") DEFERRABLE INITIALLY DEFERRED)`
+)
+
+// The one query of the request path: the primary-key index of
+// authtoken_token, then auth_user by its primary key.
+const lookupSQL = `SELECT "auth_user"."id", "auth_user"."username", "auth_user"."is_active" FROM "authtoken_token" INNER JOIN "auth_user" ON ("authtoken_token"."user_id" = "auth_user"."id") WHERE "authtoken_token"."key" = ?`
+
+// djangoTime is how Django's SQLite backend writes a datetime (UTC with
+// USE_TZ=True).
+const djangoTime = "2006-01-02 15:04:05.000000"
+
+// database is one open file, shared by every store module that names it.
+type database struct {
+	db      *sql.DB
+	lookupq *sql.Stmt
+	timeout time.Duration
+}
+
+// Destruct closes the database when its last user is gone.
+func (d *database) Destruct() error {
+	if d.lookupq != nil {
+		d.lookupq.Close()
+	}
+	return d.db.Close()
+}
+
+// migrate creates the tables that are missing, and nothing else.
+func (d *database) migrate(ctx context.Context) error {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	created := false
+	for _, t := range []struct{ name, ddl string }{{"auth_user", ddlAuthUser}, {"authtoken_token", ddlToken}} {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, t.name).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, t.ddl); err != nil {
+			return fmt.Errorf("creating table %s: %w", t.name, err)
+		}
+		created = true
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	if created {
+		// A file token_auth made itself: let readers run beside a writer.
+		if _, err := d.db.ExecContext(ctx, `PRAGMA journal_mode=WAL`); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prepare checks the schema and prepares the lookup statement.
+func (d *database) prepare(ctx context.Context) error {
+	for _, table := range []string{"auth_user", "authtoken_token"} {
+		var n int
+		err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, table).Scan(&n)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("no table %s (run Django's migrate with rest_framework.authtoken installed, or use the create option)", table)
+		}
+	}
+	st, err := d.db.PrepareContext(ctx, lookupSQL)
+	if err != nil {
+		return fmt.Errorf("preparing token lookup: %w", err)
+	}
+	d.lookupq = st
+	return nil
+}
+
+func (d *database) lookup(ctx context.Context, key string) (store.Identity, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	var (
+		id     int64
+		name   string
+		active bool
+	)
+	err := d.lookupq.QueryRowContext(ctx, key).Scan(&id, &name, &active)
+	if err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.Identity{}, store.ErrNotFound
+		}
+		return store.Identity{}, fmt.Errorf("%w: sqlite lookup: %v", store.ErrUnavailable, err)
+	}
+	return store.Identity{ID: strconv.FormatInt(id, 10), Username: name, Active: active}, nil
+}
+
+func (d *database) userID(ctx context.Context, tx *sql.Tx, username string) (int64, error) {
+	var id int64
+	err := tx.QueryRowContext(ctx, `SELECT "id" FROM "auth_user" WHERE "username" = ?`, username).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("user %s: %w", username, store.ErrNoUser)
+	}
+	return id, err
+}
+
+func (d *database) createToken(ctx context.Context, username string, reset bool) (string, error) {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return "", err
+	}
+	defer tx.Rollback()
+	uid, err := d.userID(ctx, tx, username)
+	if err != nil {
+		return "", err
+	}
+	if reset {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM "authtoken_token" WHERE "user_id" = ?`, uid); err != nil {
+			return "", err
+		}
+	}
+	var key string
+	err = tx.QueryRowContext(ctx, `SELECT "key" FROM "authtoken_token" WHERE "user_id" = ?`, uid).Scan(&key)
+	switch {
+	case err == nil:
+		return key, tx.Commit()
+	case !errors.Is(err, sql.ErrNoRows):
+		return "", err
+	}
+	key = store.GenerateKey()
+	// An insert, never an upsert: a colliding key fails instead of taking
+	// over another user's token (DRF 3.17's force_insert).
+	if _, err := tx.ExecContext(ctx, `INSERT INTO "authtoken_token" ("key", "created", "user_id") VALUES (?, ?, ?)`,
+		key, time.Now().UTC().Format(djangoTime), uid); err != nil {
+		return "", fmt.Errorf("inserting token: %w", err)
+	}
+	return key, tx.Commit()
+}
+
+func (d *database) deleteToken(ctx context.Context, username string) (bool, error) {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback()
+	uid, err := d.userID(ctx, tx, username)
+	if err != nil {
+		return false, err
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM "authtoken_token" WHERE "user_id" = ?`, uid)
+	if err != nil {
+		return false, err
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, tx.Commit()
+}
+
+func (d *database) listTokens(ctx context.Context) ([]store.Token, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT "auth_user"."username", "authtoken_token"."key", CAST("authtoken_token"."created" AS TEXT) FROM "authtoken_token" INNER JOIN "auth_user" ON ("authtoken_token"."user_id" = "auth_user"."id") ORDER BY "auth_user"."username"`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Token
+	for rows.Next() {
+		var t store.Token
+		var created string
+		if err := rows.Scan(&t.Username, &t.Key, &created); err != nil {
+			return nil, err
+		}
+		t.Created = parseDjangoTime(created)
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// parseDjangoTime reads a datetime as Django's SQLite backend stores it; a
+// value it cannot read gives the zero time.
+func parseDjangoTime(s string) time.Time {
+	s = strings.TrimSpace(s)
+	for _, layout := range []string{"2006-01-02 15:04:05.999999999", "2006-01-02 15:04:05.999999999Z07:00", time.RFC3339Nano} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t
+		}
+	}
+	return time.Time{}
+}
+
+func (d *database) addUser(ctx context.Context, u store.NewUser) error {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM "auth_user" WHERE "username" = ?`, u.Username).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return fmt.Errorf("user %s: %w", u.Username, store.ErrUserExists)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO "auth_user" ("password", "last_login", "is_superuser", "username", "last_name", "email", "is_staff", "is_active", "date_joined", "first_name") VALUES (?, NULL, 0, ?, '', '', 0, ?, ?, '')`,
+		u.Password, u.Username, u.Active, time.Now().UTC().Format(djangoTime))
+	if err != nil {
+		return fmt.Errorf("inserting user: %w", err)
+	}
+	return tx.Commit()
+}
+
+func (d *database) setPassword(ctx context.Context, username, encoded string) error {
+	res, err := d.db.ExecContext(ctx, `UPDATE "auth_user" SET "password" = ? WHERE "username" = ?`, encoded, username)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("user %s: %w", username, store.ErrNoUser)
+	}
+	return nil
+}

@@ -1,0 +1,251 @@
+// Package sqlite is token_auth's embedded default store and its way into a
+// Django db.sqlite3, through modernc.org/sqlite (pure Go, no cgo).
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap"
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+
+	"github.com/tokenauth/caddy-tokenauth/store"
+)
+
+func init() {
+	caddy.RegisterModule(SQLite{})
+}
+
+// DefaultQueryTimeout bounds one lookup, including the wait for a lock held
+// by another writer (SQLite's busy timeout).
+const DefaultQueryTimeout = 2 * time.Second
+
+// SQLite is a store in an SQLite file with Django's auth_user and
+// authtoken_token tables: a Django project's db.sqlite3, or the embedded
+// default that token_auth creates itself.
+type SQLite struct {
+	// Path is the database file. Caddy placeholders such as {env.DB_PATH}
+	// are expanded. A file that is named must exist and already hold
+	// Django's tables (it is opened as is and never altered) unless Create
+	// is set. Default: the embedded store at
+	// <caddy data dir>/token_auth/tokens.sqlite3, created on first use.
+	Path string `json:"path,omitempty"`
+
+	// Create makes the file and Django's two tables (auth_user,
+	// authtoken_token, with Django's exact DDL) when they are missing; it
+	// never changes tables that exist. Default: true for the embedded
+	// store, false for a named Path.
+	Create bool `json:"create,omitempty"`
+
+	// QueryTimeout bounds each lookup, including the wait for a lock held
+	// by another writer such as Django; past it the request gets 503.
+	// Default: 2s.
+	QueryTimeout caddy.Duration `json:"query_timeout,omitempty"`
+
+	db      *database
+	poolKey string
+	logger  *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (SQLite) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  store.Namespace + ".sqlite",
+		New: func() caddy.Module { return new(SQLite) },
+	}
+}
+
+// DefaultPath is the embedded store's file.
+func DefaultPath() string {
+	return filepath.Join(caddy.AppDataDir(), "token_auth", "tokens.sqlite3")
+}
+
+// databases shares one *sql.DB per file and timeout across handlers and
+// config reloads.
+var databases = caddy.NewUsagePool()
+
+// Provision opens the file (shared through a usage pool) and checks that
+// Django's tables are there.
+func (s *SQLite) Provision(ctx caddy.Context) error {
+	s.logger = ctx.Logger()
+	path := caddy.NewReplacer().ReplaceAll(s.Path, "")
+	create := s.Create
+	if path == "" {
+		path, create = DefaultPath(), true
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("opening sqlite store %s: %w", path, err)
+	}
+	timeout := time.Duration(s.QueryTimeout)
+	if timeout <= 0 {
+		timeout = DefaultQueryTimeout
+	}
+	s.poolKey = abs + "\x00" + strconv.FormatInt(int64(timeout), 10) + "\x00" + strconv.FormatBool(create)
+	v, _, err := databases.LoadOrNew(s.poolKey, func() (caddy.Destructor, error) {
+		return open(abs, create, timeout)
+	})
+	if err != nil {
+		s.poolKey = ""
+		return err
+	}
+	s.db = v.(*database)
+	s.logger.Debug("sqlite store open", zap.String("path", abs))
+	return nil
+}
+
+// Cleanup releases the shared database.
+func (s *SQLite) Cleanup() error {
+	if s.poolKey == "" {
+		return nil
+	}
+	_, err := databases.Delete(s.poolKey)
+	return err
+}
+
+// UnmarshalCaddyfile sets up the store from Caddyfile tokens. Syntax:
+//
+//	store sqlite [<path>] {
+//		path          <path>
+//		create
+//		query_timeout <duration>
+//	}
+func (s *SQLite) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the store kind
+	if d.NextArg() {
+		s.Path = d.Val()
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "path":
+			if !d.Args(&s.Path) {
+				return d.ArgErr()
+			}
+		case "create":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			s.Create = true
+		case "query_timeout":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(d.Val())
+			if err != nil {
+				return d.Errf("query_timeout %q: %v", d.Val(), err)
+			}
+			if dur <= 0 {
+				return d.Errf("query_timeout must be positive, got %s", d.Val())
+			}
+			s.QueryTimeout = caddy.Duration(dur)
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		default:
+			return d.Errf("unrecognized sqlite store option '%s'", d.Val())
+		}
+	}
+	return nil
+}
+
+// Lookup implements store.Store.
+func (s *SQLite) Lookup(ctx context.Context, key string) (store.Identity, error) {
+	return s.db.lookup(ctx, key)
+}
+
+// CreateToken implements store.Store.
+func (s *SQLite) CreateToken(ctx context.Context, username string, reset bool) (string, error) {
+	return s.db.createToken(ctx, username, reset)
+}
+
+// DeleteToken implements store.Store.
+func (s *SQLite) DeleteToken(ctx context.Context, username string) (bool, error) {
+	return s.db.deleteToken(ctx, username)
+}
+
+// ListTokens implements store.Store.
+func (s *SQLite) ListTokens(ctx context.Context) ([]store.Token, error) {
+	return s.db.listTokens(ctx)
+}
+
+// AddUser implements store.Store.
+func (s *SQLite) AddUser(ctx context.Context, u store.NewUser) error {
+	return s.db.addUser(ctx, u)
+}
+
+// SetPassword implements store.Store.
+func (s *SQLite) SetPassword(ctx context.Context, username, encoded string) error {
+	return s.db.setPassword(ctx, username, encoded)
+}
+
+// open opens the file, creating it and the tables if asked to, and prepares
+// the lookup.
+func open(path string, create bool, timeout time.Duration) (*database, error) {
+	fail := func(err error) (*database, error) {
+		return nil, fmt.Errorf("opening sqlite store %s: %w", path, err)
+	}
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil && fi.IsDir():
+		return fail(errors.New("is a directory"))
+	case errors.Is(err, os.ErrNotExist) && !create:
+		return fail(errors.New("no such file (name an existing Django database, add the create option, or leave the path out for the embedded store)"))
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return fail(err)
+		}
+	case err != nil:
+		return fail(err)
+	default:
+		// SQLite opens an unreadable file lazily; say so now, by name.
+		f, err := os.Open(path)
+		if err != nil {
+			return fail(err)
+		}
+		f.Close()
+	}
+
+	q := url.Values{}
+	q.Set("_txlock", "immediate")
+	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(timeout.Milliseconds(), 10)+")")
+	q.Add("_pragma", "foreign_keys(1)")
+	mode := "rw"
+	if create {
+		mode = "rwc"
+	}
+	q.Set("mode", mode)
+	dsn := (&url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}).String()
+	sdb, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return fail(err)
+	}
+	sdb.SetMaxOpenConns(16)
+	sdb.SetMaxIdleConns(4)
+	db := &database{db: sdb, timeout: timeout}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*timeout+5*time.Second)
+	defer cancel()
+	if create {
+		if err := db.migrate(ctx); err != nil {
+			sdb.Close()
+			return fail(err)
+		}
+	}
+	if err := db.prepare(ctx); err != nil {
+		sdb.Close()
+		return fail(err)
+	}
+	return db, nil
+}

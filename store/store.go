@@ -1,0 +1,89 @@
+// Package store defines what token_auth needs from a database that holds
+// Django's auth_user and authtoken_token tables, and the errors every store
+// reports in the same way.
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"time"
+)
+
+// Namespace is the Caddy module namespace of token stores. A store module is
+// registered as Namespace+"."+kind (for example http.token_auth.stores.sqlite) and
+// configured in JSON as {"kind": "<kind>", …}.
+const Namespace = "http.token_auth.stores"
+
+// Sentinel errors. Stores wrap them, so callers test with errors.Is.
+var (
+	// ErrNotFound: no token has this key.
+	ErrNotFound = errors.New("token not found")
+	// ErrNoUser: no user has this username.
+	ErrNoUser = errors.New("user does not exist")
+	// ErrUserExists: a user with this username already exists.
+	ErrUserExists = errors.New("a user with that username already exists")
+	// ErrUnavailable: the store could not answer (down, locked, too slow).
+	// token_auth answers 503 and never lets the request through.
+	ErrUnavailable = errors.New("token store unavailable")
+)
+
+// Identity is the user a valid key belongs to.
+type Identity struct {
+	// ID is auth_user.id in decimal, as the placeholder {http.auth.user.id}
+	// and the access log's user_id show it.
+	ID string
+	// Username is auth_user.username.
+	Username string
+	// Active is auth_user.is_active. Tokens of inactive users are refused
+	// with DRF's "User inactive or deleted.".
+	Active bool
+}
+
+// Token describes one row of authtoken_token for listings.
+type Token struct {
+	Username string
+	Key      string
+	Created  time.Time
+}
+
+// NewUser is what AddUser writes into auth_user.
+type NewUser struct {
+	Username string
+	// Password is an encoded Django password ("pbkdf2_sha256$…"), or an
+	// unusable one ("!…").
+	Password string
+	Active   bool
+}
+
+// Store is a database with Django's auth_user and authtoken_token tables.
+// Implementations are safe for concurrent use.
+type Store interface {
+	// Lookup returns the identity owning key: one indexed query. It returns
+	// an error wrapping ErrNotFound when no token has this key, and one
+	// wrapping ErrUnavailable when the database cannot answer in time.
+	Lookup(ctx context.Context, key string) (Identity, error)
+
+	// CreateToken returns the user's token, creating it when the user has
+	// none; with reset, any existing token is deleted first and a new one is
+	// created (drf_create_token semantics). An unknown username gives an
+	// error wrapping ErrNoUser.
+	CreateToken(ctx context.Context, username string, reset bool) (key string, err error)
+	// DeleteToken deletes the user's token. It reports whether there was one.
+	DeleteToken(ctx context.Context, username string) (bool, error)
+	// ListTokens lists every token with its user, ordered by username.
+	ListTokens(ctx context.Context) ([]Token, error)
+	// AddUser inserts a user as Django's createuser would.
+	AddUser(ctx context.Context, u NewUser) error
+	// SetPassword replaces the encoded password of a user.
+	SetPassword(ctx context.Context, username, encoded string) error
+}
+
+// GenerateKey returns a new key as DRF makes them: 40 lowercase hex
+// characters from 20 bytes of crypto/rand.
+func GenerateKey() string {
+	var b [20]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
+}
