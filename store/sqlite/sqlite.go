@@ -15,7 +15,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"go.uber.org/zap"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
 	"github.com/tokenauth/caddy-tokenauth/store"
@@ -53,7 +52,6 @@ type SQLite struct {
 
 	db      *database
 	poolKey string
-	logger  *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -75,8 +73,7 @@ var databases = caddy.NewUsagePool()
 
 // Provision opens the file (shared through a usage pool) and checks that
 // Django's tables are there.
-func (s *SQLite) Provision(ctx caddy.Context) error {
-	s.logger = ctx.Logger()
+func (s *SQLite) Provision(caddy.Context) error {
 	path := caddy.NewReplacer().ReplaceAll(s.Path, "")
 	create := s.Create
 	if path == "" {
@@ -99,7 +96,6 @@ func (s *SQLite) Provision(ctx caddy.Context) error {
 		return err
 	}
 	s.db = v.(*database)
-	s.logger.Debug("sqlite store open", zap.String("path", abs))
 	return nil
 }
 

@@ -1,0 +1,363 @@
+package tokenauth
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/caddyserver/caddy/v2"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/tokenauth/caddy-tokenauth/password"
+	"github.com/tokenauth/caddy-tokenauth/store"
+)
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "token",
+		Usage: "create|adduser|passwd|delete|list|migrate …",
+		Short: "Manages Django REST Framework tokens and users in a token_auth store",
+		Long: `
+Works on the same tables as Django (auth_user, authtoken_token), with Caddy
+running or not, like manage.py drf_create_token.
+
+The store is chosen by, in order:
+  --store sqlite:<path>       a Django db.sqlite3 (or any file with its tables)
+  --store postgres://…        a PostgreSQL database
+  --config <file> [--adapter] the token_auth store in that config
+  (neither)                   the embedded store in Caddy's data directory
+`,
+		CobraFunc: func(cmd *cobra.Command) {
+			cmd.PersistentFlags().String("store", "", "store to use: sqlite:<path> or postgres://…")
+			cmd.PersistentFlags().StringP("config", "c", "", "config file whose token_auth store to use")
+			cmd.PersistentFlags().StringP("adapter", "a", "", "name of the config adapter")
+			cmd.AddCommand(tokenCreateCmd(), tokenAddUserCmd(), tokenPasswdCmd(),
+				tokenDeleteCmd(), tokenListCmd(), tokenMigrateCmd())
+		},
+	})
+}
+
+func tokenCreateCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "create <username> [-r|--reset]",
+		Short: "Prints the user's token, creating it if needed (drf_create_token)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			reset, _ := cmd.Flags().GetBool("reset")
+			return withStore(cmd, false, func(ctx context.Context, s store.Store) error {
+				return printToken(ctx, cmd.OutOrStdout(), s, args[0], reset)
+			})
+		},
+	}
+	c.Flags().BoolP("reset", "r", false, "Reset existing User token and create a new one")
+	return c
+}
+
+func tokenAddUserCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "adduser <username> [--password-stdin] [--inactive]",
+		Short: "Creates a Django user with a password, then prints its token",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fromStdin, _ := cmd.Flags().GetBool("password-stdin")
+			inactive, _ := cmd.Flags().GetBool("inactive")
+			iterations, _ := cmd.Flags().GetInt("iterations")
+			raw, err := readPassword(cmd, fromStdin)
+			if err != nil {
+				return err
+			}
+			encoded, err := password.Make(raw, iterations)
+			if err != nil {
+				return err
+			}
+			return withStore(cmd, false, func(ctx context.Context, s store.Store) error {
+				u := store.NewUser{Username: args[0], Password: encoded, Active: !inactive}
+				if err := s.AddUser(ctx, u); err != nil {
+					return err
+				}
+				return printToken(ctx, cmd.OutOrStdout(), s, args[0], false)
+			})
+		},
+	}
+	c.Flags().Bool("password-stdin", false, "read the password from the first line of standard input")
+	c.Flags().Bool("inactive", false, "create the user with is_active false")
+	c.Flags().Int("iterations", password.DefaultIterations, "PBKDF2 iterations for the password hash")
+	return c
+}
+
+func tokenPasswdCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "passwd <username> [--password-stdin]",
+		Short: "Sets a user's password with Django's default hasher",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fromStdin, _ := cmd.Flags().GetBool("password-stdin")
+			iterations, _ := cmd.Flags().GetInt("iterations")
+			raw, err := readPassword(cmd, fromStdin)
+			if err != nil {
+				return err
+			}
+			encoded, err := password.Make(raw, iterations)
+			if err != nil {
+				return err
+			}
+			return withStore(cmd, false, func(ctx context.Context, s store.Store) error {
+				if err := s.SetPassword(ctx, args[0], encoded); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "Password changed successfully for user '%s'\n", args[0])
+				return nil
+			})
+		},
+	}
+	c.Flags().Bool("password-stdin", false, "read the password from the first line of standard input")
+	c.Flags().Int("iterations", password.DefaultIterations, "PBKDF2 iterations for the password hash")
+	return c
+}
+
+func tokenDeleteCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete <username>",
+		Short: "Deletes the user's token",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(cmd, false, func(ctx context.Context, s store.Store) error {
+				deleted, err := s.DeleteToken(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				if !deleted {
+					fmt.Fprintf(cmd.OutOrStdout(), "User %s has no token\n", args[0])
+					return nil
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "Deleted token for user %s\n", args[0])
+				return nil
+			})
+		},
+	}
+}
+
+func tokenListCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "list [--show-keys]",
+		Short: "Lists users with tokens and when each token was created",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			showKeys, _ := cmd.Flags().GetBool("show-keys")
+			return withStore(cmd, false, func(ctx context.Context, s store.Store) error {
+				tokens, err := s.ListTokens(ctx)
+				if err != nil {
+					return err
+				}
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				if showKeys {
+					fmt.Fprintln(tw, "USERNAME\tCREATED\tKEY")
+				} else {
+					fmt.Fprintln(tw, "USERNAME\tCREATED")
+				}
+				for _, t := range tokens {
+					created := t.Created.UTC().Format("2006-01-02 15:04:05Z")
+					if showKeys {
+						fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Username, created, t.Key)
+					} else {
+						fmt.Fprintf(tw, "%s\t%s\n", t.Username, created)
+					}
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	c.Flags().Bool("show-keys", false, "also print the keys")
+	return c
+}
+
+func tokenMigrateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Creates Django's auth_user and authtoken_token tables where missing",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(cmd, true, func(ctx context.Context, s store.Store) error {
+				fmt.Fprintln(cmd.OutOrStdout(), "Tables auth_user and authtoken_token are in place")
+				return nil
+			})
+		},
+	}
+}
+
+// printToken prints drf_create_token's line, or its error.
+func printToken(ctx context.Context, w io.Writer, s store.Store, username string, reset bool) error {
+	key, err := s.CreateToken(ctx, username, reset)
+	if errors.Is(err, store.ErrNoUser) {
+		return fmt.Errorf("Cannot create the Token: user %s does not exist", username) //nolint:staticcheck // DRF's message, verbatim
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "Generated token %s for user %s\n", key, username)
+	return nil
+}
+
+// readPassword reads a password from the first line of stdin, or prompts
+// twice on a terminal without echo.
+func readPassword(cmd *cobra.Command, fromStdin bool) (string, error) {
+	in := cmd.InOrStdin()
+	if !fromStdin {
+		f, ok := in.(*os.File)
+		if !ok || !term.IsTerminal(int(f.Fd())) {
+			return "", errors.New("no terminal to prompt for a password: use --password-stdin")
+		}
+		fmt.Fprint(cmd.ErrOrStderr(), "Password: ")
+		p1, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(cmd.ErrOrStderr())
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprint(cmd.ErrOrStderr(), "Password (again): ")
+		p2, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(cmd.ErrOrStderr())
+		if err != nil {
+			return "", err
+		}
+		if string(p1) != string(p2) {
+			return "", errors.New("passwords didn't match")
+		}
+		if len(p1) == 0 {
+			return "", errors.New("blank passwords aren't allowed")
+		}
+		return string(p1), nil
+	}
+	line, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("reading password: %w", err)
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", errors.New("blank passwords aren't allowed")
+	}
+	return line, nil
+}
+
+// storeHolder loads a store module the way the handler does.
+type storeHolder struct {
+	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=http.token_auth.stores inline_key=kind"`
+}
+
+// withStore opens the store the flags name, runs f, and closes it. With
+// create, missing tables are created (the store's create option).
+func withStore(cmd *cobra.Command, create bool, f func(context.Context, store.Store) error) error {
+	raw, err := storeConfig(cmd)
+	if err != nil {
+		return err
+	}
+	if create {
+		var m map[string]any
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return err
+		}
+		m["create"] = true
+		raw, _ = json.Marshal(m)
+	}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	holder := storeHolder{StoreRaw: raw}
+	mod, err := ctx.LoadModule(&holder, "StoreRaw")
+	if err != nil {
+		return err
+	}
+	s, ok := mod.(store.Store)
+	if !ok {
+		return fmt.Errorf("module %T is not a token store", mod)
+	}
+	return f(ctx, s)
+}
+
+// storeConfig returns the JSON of the store the flags name.
+func storeConfig(cmd *cobra.Command) (json.RawMessage, error) {
+	spec, _ := cmd.Flags().GetString("store")
+	configFile, _ := cmd.Flags().GetString("config")
+	adapter, _ := cmd.Flags().GetString("adapter")
+	switch {
+	case spec != "" && configFile != "":
+		return nil, errors.New("use either --store or --config, not both")
+	case spec != "":
+		return parseStoreSpec(spec)
+	case configFile != "":
+		cfg, _, _, err := caddycmd.LoadConfig(configFile, adapter)
+		if err != nil {
+			return nil, err
+		}
+		return storeFromConfig(cfg)
+	}
+	return defaultStore, nil
+}
+
+// parseStoreSpec turns --store into a store's JSON.
+func parseStoreSpec(spec string) (json.RawMessage, error) {
+	var v map[string]string
+	switch {
+	case strings.HasPrefix(spec, "sqlite:"):
+		v = map[string]string{"kind": "sqlite", "path": strings.TrimPrefix(spec, "sqlite:")}
+	case strings.HasPrefix(spec, "postgres://"), strings.HasPrefix(spec, "postgresql://"):
+		v = map[string]string{"kind": "postgres", "dsn": spec}
+	default:
+		return nil, fmt.Errorf("--store: want sqlite:<path> or postgres://…, got %q", redactSpec(spec))
+	}
+	return json.Marshal(v)
+}
+
+// redactSpec hides what could be a password in a store spec.
+func redactSpec(spec string) string {
+	if i := strings.Index(spec, "@"); i >= 0 {
+		return "…" + spec[i:]
+	}
+	return spec
+}
+
+// storeFromConfig finds the token_auth handlers in a Caddy JSON config and
+// returns their store, which must be the same for all of them.
+func storeFromConfig(cfg []byte) (json.RawMessage, error) {
+	var root any
+	if err := json.Unmarshal(cfg, &root); err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	var found []json.RawMessage
+	var walk func(any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if v["handler"] == "token_auth" {
+				s := defaultStore
+				if raw, ok := v["store"]; ok {
+					s, _ = json.Marshal(raw)
+				}
+				found = append(found, s)
+			}
+			for _, child := range v {
+				walk(child)
+			}
+		case []any:
+			for _, child := range v {
+				walk(child)
+			}
+		}
+	}
+	walk(root)
+	if len(found) == 0 {
+		return nil, errors.New("the config has no token_auth handler")
+	}
+	for _, s := range found[1:] {
+		if string(s) != string(found[0]) {
+			return nil, errors.New("the config's token_auth handlers use different stores: name one with --store")
+		}
+	}
+	return found[0], nil
+}
