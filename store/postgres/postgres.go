@@ -1,0 +1,381 @@
+// Package postgres is token_auth's way into a Django project's PostgreSQL
+// database, through github.com/jackc/pgx/v5 (one pgxpool.Pool per database,
+// shared across handlers and config reloads).
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+
+	"github.com/tokenauth/caddy-tokenauth/store"
+)
+
+func init() {
+	caddy.RegisterModule(Postgres{})
+}
+
+// DefaultQueryTimeout bounds one lookup, including the wait for a pooled
+// connection or a new one.
+const DefaultQueryTimeout = 2 * time.Second
+
+// schemaName is what the schema option accepts: an unquoted PostgreSQL
+// identifier of at most 63 bytes.
+var schemaName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+
+// Postgres is a store in a PostgreSQL database with Django's auth_user and
+// authtoken_token tables, normally the database of the Django project
+// itself.
+type Postgres struct {
+	// DSN is the connection string, as a URL
+	// (postgres://user:password@host:5432/dbname?sslmode=require) or in
+	// key=value form (host=… dbname=… user=…); libpq's PG* environment
+	// variables fill in what it leaves out. Caddy placeholders such as
+	// {env.DATABASE_URL} are expanded. Required. Passwords never appear in
+	// logs or errors.
+	DSN string `json:"dsn,omitempty"`
+
+	// MaxConns is the most connections the pool opens to this database,
+	// shared by every handler that uses the same DSN. Default: pgx's,
+	// max(4, number of CPUs), or pool_max_conns in the DSN.
+	MaxConns int `json:"max_conns,omitempty"`
+
+	// QueryTimeout bounds each lookup, including the wait for a
+	// connection; past it, or when the database cannot be reached, the
+	// request gets 503. Default: 2s.
+	QueryTimeout caddy.Duration `json:"query_timeout,omitempty"`
+
+	// Schema is the PostgreSQL schema that holds the two tables, which are
+	// then named schema-qualified. It must be a plain identifier
+	// ([A-Za-z_][A-Za-z0-9_]*, at most 63 characters). Default: none, the
+	// tables are found through the connection's search_path (normally
+	// public), as Django finds them.
+	Schema string `json:"schema,omitempty"`
+
+	// Create makes Django's two tables (auth_user, authtoken_token, with
+	// the DDL Django's migrate runs, indexes and constraints included),
+	// and the schema if one is named, where they are missing; it never
+	// changes tables that exist. Default: false (the tables must be there:
+	// run Django's migrate, or `caddy token migrate`).
+	Create bool `json:"create,omitempty"`
+
+	db      *database
+	poolKey string
+	dsn     string   // redacted, for messages
+	secrets []string // the passwords, to scrub from any error text
+	logger  *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Postgres) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  store.Namespace + ".postgres",
+		New: func() caddy.Module { return new(Postgres) },
+	}
+}
+
+// pools shares one pgxpool.Pool per connection string and size across
+// handlers and config reloads.
+var pools = caddy.NewUsagePool()
+
+// pool is a shared pgxpool.Pool.
+type pool struct{ *pgxpool.Pool }
+
+// Destruct closes the pool when its last user is gone.
+func (p pool) Destruct() error {
+	p.Close()
+	return nil
+}
+
+// Provision sets up the pool (shared through a usage pool) without waiting
+// for the database: when it can be reached, the tables are checked (and
+// created, with Create); when it cannot, Caddy starts anyway with a
+// warning, lookups answer 503 until it is back, and the tables are checked
+// on first contact.
+func (s *Postgres) Provision(ctx caddy.Context) error {
+	return s.provision(ctx, ctx.Logger())
+}
+
+// provision is Provision with the logger given, for tests to watch it.
+func (s *Postgres) provision(ctx context.Context, logger *zap.Logger) error {
+	s.logger = logger
+	// ReplaceKnown, not ReplaceAll: a password may contain braces.
+	dsn := caddy.NewReplacer().ReplaceKnown(s.DSN, "")
+	s.dsn, s.secrets = redactDSN(dsn)
+	fail := func(err error) error {
+		return fmt.Errorf("opening postgres store %s: %w", s.dsn, scrubError(err, s.secrets))
+	}
+	if strings.TrimSpace(dsn) == "" {
+		if s.DSN != "" {
+			return fail(fmt.Errorf("dsn %s is empty once expanded", redactedOrSelf(s.DSN)))
+		}
+		return fail(errors.New("no dsn"))
+	}
+	if s.Schema != "" && !schemaName.MatchString(s.Schema) {
+		return fail(fmt.Errorf("schema %q is not a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63 characters)", s.Schema))
+	}
+	if s.MaxConns < 0 {
+		return fail(fmt.Errorf("max_conns must not be negative, got %d", s.MaxConns))
+	}
+	timeout := time.Duration(s.QueryTimeout)
+	if timeout <= 0 {
+		timeout = DefaultQueryTimeout
+	}
+
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return fail(parseError(dsn, s.dsn))
+	}
+	// A password from PGPASSWORD or a passfile is just as secret.
+	s.secrets = cleanSecrets(append(s.secrets, cfg.ConnConfig.Password))
+	if s.MaxConns > 0 {
+		cfg.MaxConns = int32(min(s.MaxConns, 1<<31-1))
+	}
+
+	s.poolKey = dsn + "\x00" + strconv.Itoa(s.MaxConns)
+	v, _, err := pools.LoadOrNew(s.poolKey, func() (caddy.Destructor, error) {
+		p, err := pgxpool.NewWithConfig(context.Background(), cfg) // does not connect
+		if err != nil {
+			return nil, err
+		}
+		return pool{p}, nil
+	})
+	if err != nil {
+		s.poolKey = ""
+		return fail(err)
+	}
+	s.db = newDatabase(v.(pool).Pool, s.Schema, s.Create, timeout)
+
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	err = s.db.pool.Ping(pctx)
+	cancel()
+	if err != nil {
+		if refused(err) {
+			s.release()
+			return fail(err)
+		}
+		s.logger.Warn("postgres store unreachable; starting anyway, lookups answer 503 until it is back",
+			zap.String("dsn", s.dsn), zap.Error(scrubError(err, s.secrets)))
+		return nil
+	}
+	mctx, cancel := context.WithTimeout(ctx, 2*timeout+5*time.Second)
+	defer cancel()
+	if err := s.db.ensure(mctx); err != nil {
+		s.release()
+		return fail(err)
+	}
+	s.logger.Debug("postgres store open", zap.String("dsn", s.dsn), zap.String("schema", s.Schema))
+	return nil
+}
+
+// refused tells a database that answered "no" (bad password, no such
+// database or role), which is a configuration error, from one that could
+// not be reached or is starting up, which is an outage to ride out.
+func refused(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	return strings.HasPrefix(pgErr.Code, "28") || pgErr.Code == "3D000" // invalid authorization, invalid catalog name
+}
+
+// parseError describes why dsn does not parse without quoting it: pgx's
+// own error text redacts passwords only on a best-effort basis, and the
+// errors it wraps (net/url's) quote the string whole. The redacted string
+// gives the same error for everything but a malformed password.
+func parseError(dsn, redacted string) error {
+	_, err := pgconn.ParseConfig(redacted)
+	if err == nil {
+		return errors.New("cannot parse dsn: malformed password (percent-encode it in a URL, quote it as '…' in key=value form)")
+	}
+	var pce *pgconn.ParseConfigError
+	msg := err.Error()
+	if errors.As(err, &pce) {
+		// "cannot parse `<dsn>`: <reason>" → "cannot parse dsn: <reason>"
+		if i := strings.Index(msg, "`: "); i >= 0 {
+			msg = "cannot parse dsn: " + msg[i+3:]
+		}
+	}
+	_, secrets := redactDSN(dsn)
+	return errors.New(scrub(msg, secrets))
+}
+
+// redactedOrSelf redacts a configured DSN for a message.
+func redactedOrSelf(dsn string) string {
+	r, _ := redactDSN(dsn)
+	return r
+}
+
+// release gives the shared pool back.
+func (s *Postgres) release() {
+	if s.poolKey != "" {
+		_, _ = pools.Delete(s.poolKey)
+		s.poolKey = ""
+	}
+}
+
+// Cleanup releases the shared pool.
+func (s *Postgres) Cleanup() error {
+	if s.poolKey == "" {
+		return nil
+	}
+	_, err := pools.Delete(s.poolKey)
+	s.poolKey = ""
+	return err
+}
+
+// UnmarshalCaddyfile sets up the store from Caddyfile tokens. Syntax:
+//
+//	store postgres [<dsn>] {
+//		dsn           <dsn>
+//		max_conns     <n>
+//		query_timeout <duration>
+//		schema        <name>
+//		create
+//	}
+func (s *Postgres) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the store kind
+	if d.NextArg() {
+		s.DSN = d.Val()
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "dsn":
+			if !d.Args(&s.DSN) {
+				return d.ArgErr()
+			}
+		case "max_conns":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			n, err := strconv.Atoi(d.Val())
+			if err != nil || n <= 0 {
+				return d.Errf("max_conns must be a positive integer, got %s", d.Val())
+			}
+			s.MaxConns = n
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		case "query_timeout":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(d.Val())
+			if err != nil {
+				return d.Errf("query_timeout %q: %v", d.Val(), err)
+			}
+			if dur <= 0 {
+				return d.Errf("query_timeout must be positive, got %s", d.Val())
+			}
+			s.QueryTimeout = caddy.Duration(dur)
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		case "schema":
+			if !d.Args(&s.Schema) {
+				return d.ArgErr()
+			}
+			if !schemaName.MatchString(s.Schema) {
+				return d.Errf("schema %q is not a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63 characters)", s.Schema)
+			}
+		case "create":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			s.Create = true
+		default:
+			return d.Errf("unrecognized postgres store option '%s'", d.Val())
+		}
+	}
+	return nil
+}
+
+// Lookup implements store.Store.
+func (s *Postgres) Lookup(ctx context.Context, key string) (store.Identity, error) {
+	if !s.db.ready.Load() {
+		// The database was down at provision: check the tables on first
+		// contact, within the lookup's time.
+		ctx, cancel := context.WithTimeout(ctx, s.db.timeout)
+		err := s.db.ensure(ctx)
+		cancel()
+		if err != nil {
+			return store.Identity{}, scrubError(fmt.Errorf("%w: postgres store: %v", store.ErrUnavailable, err), s.secrets)
+		}
+	}
+	id, err := s.db.lookup(ctx, key)
+	return id, scrubError(err, s.secrets)
+}
+
+// CreateToken implements store.Store.
+func (s *Postgres) CreateToken(ctx context.Context, username string, reset bool) (string, error) {
+	if err := s.db.ensure(ctx); err != nil {
+		return "", s.wrap(err)
+	}
+	key, err := s.db.createToken(ctx, username, reset)
+	return key, s.wrap(err)
+}
+
+// DeleteToken implements store.Store.
+func (s *Postgres) DeleteToken(ctx context.Context, username string) (bool, error) {
+	if err := s.db.ensure(ctx); err != nil {
+		return false, s.wrap(err)
+	}
+	ok, err := s.db.deleteToken(ctx, username)
+	return ok, s.wrap(err)
+}
+
+// ListTokens implements store.Store.
+func (s *Postgres) ListTokens(ctx context.Context) ([]store.Token, error) {
+	if err := s.db.ensure(ctx); err != nil {
+		return nil, s.wrap(err)
+	}
+	tokens, err := s.db.listTokens(ctx)
+	return tokens, s.wrap(err)
+}
+
+// AddUser implements store.Store.
+func (s *Postgres) AddUser(ctx context.Context, u store.NewUser) error {
+	if err := s.db.ensure(ctx); err != nil {
+		return s.wrap(err)
+	}
+	return s.wrap(s.db.addUser(ctx, u))
+}
+
+// SetPassword implements store.Store.
+func (s *Postgres) SetPassword(ctx context.Context, username, encoded string) error {
+	if err := s.db.ensure(ctx); err != nil {
+		return s.wrap(err)
+	}
+	return s.wrap(s.db.setPassword(ctx, username, encoded))
+}
+
+// wrap names the store in an error of a write and scrubs it of secrets.
+// Errors the caller tells apart (store.ErrNoUser, store.ErrUserExists)
+// stay reachable through errors.Is.
+func (s *Postgres) wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	return scrubError(fmt.Errorf("postgres store %s: %w", s.dsn, err), s.secrets)
+}
+
+// Interface guards
+var (
+	_ store.Store           = (*Postgres)(nil)
+	_ caddy.Provisioner     = (*Postgres)(nil)
+	_ caddy.CleanerUpper    = (*Postgres)(nil)
+	_ caddyfile.Unmarshaler = (*Postgres)(nil)
+)
