@@ -19,6 +19,10 @@ const (
 	ddlToken    = `CREATE TABLE "authtoken_token" ("key" varchar(40) NOT NULL PRIMARY KEY, "created" datetime NOT NULL, "user_id" integer NOT NULL UNIQUE REFERENCES "auth_user" ("id") DEFERRABLE INITIALLY DEFERRED)`
 )
 
+// Schema is Django's DDL for the two tables, in creation order, for tools
+// and tests that make a database as `manage.py migrate` would.
+var Schema = []string{ddlAuthUser, ddlToken}
+
 // The one query of the request path: the primary-key index of
 // authtoken_token, then auth_user by its primary key.
 const lookupSQL = `SELECT "auth_user"."id", "auth_user"."username", "auth_user"."is_active" FROM "authtoken_token" INNER JOIN "auth_user" ON ("authtoken_token"."user_id" = "auth_user"."id") WHERE "authtoken_token"."key" = ?`
