@@ -117,7 +117,7 @@ func (s *Postgres) provision(ctx context.Context, logger *zap.Logger) error {
 	}
 	if strings.TrimSpace(dsn) == "" {
 		if s.DSN != "" {
-			return fail(fmt.Errorf("dsn %s is empty once expanded", redactedOrSelf(s.DSN)))
+			return fail(fmt.Errorf("dsn %s is empty once expanded", redact(s.DSN)))
 		}
 		return fail(errors.New("no dsn"))
 	}
@@ -210,8 +210,8 @@ func parseError(dsn, redacted string) error {
 	return errors.New(scrub(msg, secrets))
 }
 
-// redactedOrSelf redacts a configured DSN for a message.
-func redactedOrSelf(dsn string) string {
+// redact is redactDSN for a message.
+func redact(dsn string) string {
 	r, _ := redactDSN(dsn)
 	return r
 }
@@ -308,10 +308,10 @@ func (s *Postgres) Lookup(ctx context.Context, key string) (store.Identity, erro
 	if !s.db.ready.Load() {
 		// The database was down at provision: check the tables on first
 		// contact, within the lookup's time.
-		ctx, cancel := context.WithTimeout(ctx, s.db.timeout)
-		err := s.db.ensure(ctx)
-		cancel()
-		if err != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.db.timeout)
+		defer cancel()
+		if err := s.db.ensure(ctx); err != nil {
 			return store.Identity{}, scrubError(fmt.Errorf("%w: postgres store: %v", store.ErrUnavailable, err), s.secrets)
 		}
 	}
