@@ -124,6 +124,7 @@ func (h *TokenAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	case headerKey:
 	case headerAnonymous:
 		if h.Optional {
+			anonymous(r)
 			return next.ServeHTTP(w, r)
 		}
 		writeDRFError(w, h.status, h.challenge, &errNotProvided)
@@ -155,6 +156,19 @@ func (h *TokenAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	repl.Set("http.auth.user.id", id.ID)
 	repl.Set("http.auth.user.username", id.Username)
 	return next.ServeHTTP(w, r)
+}
+
+// anonymous makes the identity placeholders known and empty on a request
+// let through without credentials, so that `header_up X-Remote-User
+// {http.auth.user.username}` sends an empty value, never the placeholder's
+// text or a value the client sent. An identity set by an earlier handler is
+// kept.
+func anonymous(r *http.Request) {
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if _, ok := repl.Get("http.auth.user.id"); !ok {
+		repl.Set("http.auth.user.id", "")
+		repl.Set("http.auth.user.username", "")
+	}
 }
 
 // Interface guards
