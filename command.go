@@ -186,6 +186,12 @@ func tokenMigrateCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withStore(cmd, true, func(ctx context.Context, s store.Store) error {
+				// A store that could not reach its database at start
+				// creates the tables on first contact: make that now,
+				// or fail.
+				if _, err := s.ListTokens(ctx); err != nil {
+					return err
+				}
 				fmt.Fprintln(cmd.OutOrStdout(), "Tables auth_user and authtoken_token are in place")
 				return nil
 			})

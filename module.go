@@ -17,7 +17,8 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/tokenauth/caddy-tokenauth/store"
-	_ "github.com/tokenauth/caddy-tokenauth/store/sqlite" // registers the sqlite store
+	_ "github.com/tokenauth/caddy-tokenauth/store/postgres" // registers the postgres store
+	_ "github.com/tokenauth/caddy-tokenauth/store/sqlite"   // registers the sqlite store
 )
 
 func init() {
