@@ -1,0 +1,24 @@
+.PHONY: build run test bench fuzz clean
+
+# A Caddy with token_auth and the standard modules, as bin/caddy.
+build:
+	go build -o bin/caddy ./cmd/caddy
+
+# Build, create a demo user and token, serve example.Caddyfile on localhost.
+run:
+	bash scripts/demo.sh
+
+# Every test, as CI runs it (installs missing Debian packages as root).
+test:
+	bash scripts/test.sh
+
+# Go benchmarks of the request path.
+bench:
+	go test -run '^$$' -bench . -benchmem .
+
+# Fuzz the header parser for a minute.
+fuzz:
+	go test -run '^$$' -fuzz FuzzParseAuthorization -fuzztime 60s .
+
+clean:
+	rm -rf bin .demo

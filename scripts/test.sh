@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# make test: every test, as CI runs it. Installs missing Debian packages
+# (as root), checks formatting and vet, starts a throwaway PostgreSQL
+# cluster on 127.0.0.1, runs `go test -race ./...` and stops the cluster.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/deps.sh
+go mod download
+
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+go vet ./...
+
+pgdir=$(mktemp -d /tmp/tokenauth-pg.XXXXXX)
+cleanup() {
+	bash scripts/pg-cluster.sh stop "$pgdir" >/dev/null 2>&1 || true
+	rm -rf "$pgdir"
+}
+trap cleanup EXIT
+eval "$(bash scripts/pg-cluster.sh start "$pgdir")"
+
+go test -race -count=1 -timeout 30m ./...
