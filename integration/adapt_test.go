@@ -45,3 +45,21 @@ func TestCaddyfileAdaptToJSON(t *testing.T) {
 		})
 	}
 }
+
+// TestExampleCaddyfileAdapts keeps the README's example loadable.
+func TestExampleCaddyfileAdapts(t *testing.T) {
+	data, err := os.ReadFile("../example.Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(data, map[string]any{"filename": "example.Caddyfile"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) > 0 {
+		t.Errorf("warnings: %v", warnings)
+	}
+	if n := strings.Count(string(out), `"handler":"token_auth"`); n != 2 {
+		t.Errorf("example has %d token_auth handlers, want 2", n)
+	}
+}
