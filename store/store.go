@@ -41,6 +41,16 @@ type Identity struct {
 	Active bool
 }
 
+// User is a row of auth_user as login needs it.
+type User struct {
+	// ID is auth_user.id in decimal.
+	ID       string
+	Username string
+	// Password is the encoded password as Django stores it.
+	Password string
+	Active   bool
+}
+
 // Token describes one row of authtoken_token for listings.
 type Token struct {
 	Username string
@@ -64,6 +74,14 @@ type Store interface {
 	// an error wrapping ErrNotFound when no token has this key, and one
 	// wrapping ErrUnavailable when the database cannot answer in time.
 	Lookup(ctx context.Context, key string) (Identity, error)
+
+	// User returns the user whose username is exactly username, for a
+	// password check at login. An unknown username gives an error wrapping
+	// ErrNoUser.
+	User(ctx context.Context, username string) (User, error)
+	// DeleteKey deletes the token with this key (logout). It reports
+	// whether there was one.
+	DeleteKey(ctx context.Context, key string) (bool, error)
 
 	// CreateToken returns the user's token, creating it when the user has
 	// none; with reset, any existing token is deleted first and a new one is

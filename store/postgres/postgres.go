@@ -319,6 +319,24 @@ func (s *Postgres) Lookup(ctx context.Context, key string) (store.Identity, erro
 	return id, scrubError(err, s.secrets)
 }
 
+// User implements store.Store.
+func (s *Postgres) User(ctx context.Context, username string) (store.User, error) {
+	if err := s.db.ensure(ctx); err != nil {
+		return store.User{}, scrubError(fmt.Errorf("%w: postgres store: %v", store.ErrUnavailable, err), s.secrets)
+	}
+	u, err := s.db.user(ctx, username)
+	return u, scrubError(err, s.secrets)
+}
+
+// DeleteKey implements store.Store.
+func (s *Postgres) DeleteKey(ctx context.Context, key string) (bool, error) {
+	if err := s.db.ensure(ctx); err != nil {
+		return false, scrubError(fmt.Errorf("%w: postgres store: %v", store.ErrUnavailable, err), s.secrets)
+	}
+	ok, err := s.db.deleteKey(ctx, key)
+	return ok, scrubError(err, s.secrets)
+}
+
 // CreateToken implements store.Store.
 func (s *Postgres) CreateToken(ctx context.Context, username string, reset bool) (string, error) {
 	if err := s.db.ensure(ctx); err != nil {

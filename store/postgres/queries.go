@@ -40,6 +40,8 @@ const (
 	lookupSQL = `SELECT "auth_user"."id", "auth_user"."username", "auth_user"."is_active" FROM {authtoken_token} INNER JOIN {auth_user} ON ("authtoken_token"."user_id" = "auth_user"."id") WHERE "authtoken_token"."key" = $1`
 
 	userIDSQL      = `SELECT "id" FROM {auth_user} WHERE "username" = $1`
+	userSQL        = `SELECT "id", "username", "password", "is_active" FROM {auth_user} WHERE "username" = $1`
+	deleteKeySQL   = `DELETE FROM {authtoken_token} WHERE "key" = $1`
 	tokenOfUserSQL = `SELECT "key" FROM {authtoken_token} WHERE "user_id" = $1`
 	deleteTokenSQL = `DELETE FROM {authtoken_token} WHERE "user_id" = $1`
 	// An insert, never an upsert: a colliding key fails instead of taking
@@ -197,6 +199,30 @@ func (d *database) lookup(ctx context.Context, key string) (store.Identity, erro
 		return store.Identity{}, fmt.Errorf("%w: postgres lookup: %v", store.ErrUnavailable, err)
 	}
 	return store.Identity{ID: strconv.FormatInt(id, 10), Username: name, Active: active}, nil
+}
+
+func (d *database) user(ctx context.Context, username string) (store.User, error) {
+	var (
+		u  store.User
+		id int64
+	)
+	err := d.pool.QueryRow(ctx, d.q(userSQL), username).Scan(&id, &u.Username, &u.Password, &u.Active)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.User{}, fmt.Errorf("user %s: %w", username, store.ErrNoUser)
+	}
+	if err != nil {
+		return store.User{}, fmt.Errorf("%w: postgres user: %v", store.ErrUnavailable, err)
+	}
+	u.ID = strconv.FormatInt(id, 10)
+	return u, nil
+}
+
+func (d *database) deleteKey(ctx context.Context, key string) (bool, error) {
+	tag, err := d.pool.Exec(ctx, d.q(deleteKeySQL), key)
+	if err != nil {
+		return false, fmt.Errorf("%w: postgres delete: %v", store.ErrUnavailable, err)
+	}
+	return tag.RowsAffected() > 0, nil
 }
 
 func (d *database) userID(ctx context.Context, tx pgx.Tx, username string) (int64, error) {

@@ -117,6 +117,32 @@ func (d *database) lookup(ctx context.Context, key string) (store.Identity, erro
 	return store.Identity{ID: strconv.FormatInt(id, 10), Username: name, Active: active}, nil
 }
 
+func (d *database) user(ctx context.Context, username string) (store.User, error) {
+	var (
+		u  store.User
+		id int64
+	)
+	err := d.db.QueryRowContext(ctx, `SELECT "id", "username", "password", "is_active" FROM "auth_user" WHERE "username" = ?`, username).
+		Scan(&id, &u.Username, &u.Password, &u.Active)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.User{}, fmt.Errorf("user %s: %w", username, store.ErrNoUser)
+	}
+	if err != nil {
+		return store.User{}, fmt.Errorf("%w: sqlite user: %v", store.ErrUnavailable, err)
+	}
+	u.ID = strconv.FormatInt(id, 10)
+	return u, nil
+}
+
+func (d *database) deleteKey(ctx context.Context, key string) (bool, error) {
+	res, err := d.db.ExecContext(ctx, `DELETE FROM "authtoken_token" WHERE "key" = ?`, key)
+	if err != nil {
+		return false, fmt.Errorf("%w: sqlite delete: %v", store.ErrUnavailable, err)
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
+
 func (d *database) userID(ctx context.Context, tx *sql.Tx, username string) (int64, error) {
 	var id int64
 	err := tx.QueryRowContext(ctx, `SELECT "id" FROM "auth_user" WHERE "username" = ?`, username).Scan(&id)

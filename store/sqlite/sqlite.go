@@ -161,6 +161,16 @@ func (s *SQLite) Lookup(ctx context.Context, key string) (store.Identity, error)
 	return s.db.lookup(ctx, key)
 }
 
+// User implements store.Store.
+func (s *SQLite) User(ctx context.Context, username string) (store.User, error) {
+	return s.db.user(ctx, username)
+}
+
+// DeleteKey implements store.Store.
+func (s *SQLite) DeleteKey(ctx context.Context, key string) (bool, error) {
+	return s.db.deleteKey(ctx, key)
+}
+
 // CreateToken implements store.Store.
 func (s *SQLite) CreateToken(ctx context.Context, username string, reset bool) (string, error) {
 	return s.db.createToken(ctx, username, reset)
