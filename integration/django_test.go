@@ -4,10 +4,14 @@ package integration
 // Caddy, users and tokens made by `caddy token` work in Django, and Caddy
 // answers every Authorization header as DRF does. Django runs as
 // /usr/bin/python3 with the project in ./django (see django/drfcheck.py).
+// Every test runs once per store: on a Django db.sqlite3 ("sqlite") and on
+// a Django database in PostgreSQL ("postgres", a database of the test's own
+// in the cluster of TOKENAUTH_PG_DSN), with the same expectations.
 
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
@@ -25,6 +29,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/jackc/pgx/v5"
 	_ "modernc.org/sqlite" // reads sqlite_master
 )
 
@@ -52,22 +57,64 @@ func djangoDir(t *testing.T) string {
 	return dir
 }
 
-// djangoEnv is the environment for Django commands on the SQLite file db:
-// any DATABASE_URL of the caller is dropped so it cannot redirect them.
-func djangoEnv(db string) []string {
+// djangoStores are the kinds of Django database every test runs on.
+var djangoStores = []string{"sqlite", "postgres"}
+
+// djangoEachStore runs f as a subtest per store kind.
+func djangoEachStore(t *testing.T, f func(t *testing.T, kind string)) {
+	t.Helper()
+	for _, kind := range djangoStores {
+		t.Run(kind, func(t *testing.T) { f(t, kind) })
+	}
+}
+
+// djangoDB is one Django database: a db.sqlite3 file, or a PostgreSQL
+// database.
+type djangoDB struct {
+	kind string // "sqlite" or "postgres"
+	path string // the file, for sqlite
+	name string // the database, for postgres
+	dsn  string // its postgres:// URL, for postgres
+}
+
+// storeFlag is the `caddy token --store` value for the database.
+func (db djangoDB) storeFlag() string {
+	if db.kind == "postgres" {
+		return "--store=" + db.dsn
+	}
+	return "--store=sqlite:" + db.path
+}
+
+// storeLine is the token_auth store line of a Caddyfile for the database.
+func (db djangoDB) storeLine() string {
+	if db.kind == "postgres" {
+		return fmt.Sprintf("store postgres %q", db.dsn)
+	}
+	return fmt.Sprintf("store sqlite %q", db.path)
+}
+
+// djangoEnv is the environment for Django commands on db: any
+// DATABASE_URL or TOKENAUTH_DJANGO_DB of the caller is dropped so it cannot
+// redirect them.
+func djangoEnv(db djangoDB) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "DATABASE_URL=") && !strings.HasPrefix(kv, "DJANGO_SETTINGS_MODULE=") {
+		if !strings.HasPrefix(kv, "DATABASE_URL=") && !strings.HasPrefix(kv, "DJANGO_SETTINGS_MODULE=") &&
+			!strings.HasPrefix(kv, "TOKENAUTH_DJANGO_DB=") {
 			env = append(env, kv)
 		}
 	}
-	return append(env, "TOKENAUTH_DJANGO_DB="+db, "PYTHONDONTWRITEBYTECODE=1",
-		"DJANGO_SETTINGS_MODULE=tokenauth_site.settings")
+	if db.kind == "postgres" {
+		env = append(env, "DATABASE_URL="+db.dsn)
+	} else {
+		env = append(env, "TOKENAUTH_DJANGO_DB="+db.path)
+	}
+	return append(env, "PYTHONDONTWRITEBYTECODE=1", "DJANGO_SETTINGS_MODULE=tokenauth_site.settings")
 }
 
 // djangoRun runs a python script of the project with stdin and returns its
 // stdout; any failure fails the test.
-func djangoRun(t *testing.T, db string, stdin []byte, args ...string) []byte {
+func djangoRun(t *testing.T, db djangoDB, stdin []byte, args ...string) []byte {
 	t.Helper()
 	cmd := exec.Command(djangoPython, args...)
 	cmd.Dir = djangoDir(t)
@@ -82,14 +129,14 @@ func djangoRun(t *testing.T, db string, stdin []byte, args ...string) []byte {
 }
 
 // djangoManage runs manage.py.
-func djangoManage(t *testing.T, db string, args ...string) string {
+func djangoManage(t *testing.T, db djangoDB, args ...string) string {
 	t.Helper()
 	return string(djangoRun(t, db, nil, append([]string{"manage.py"}, args...)...))
 }
 
 // djangoCheck runs drfcheck.py <command> with in as JSON and decodes its
 // JSON answer into out.
-func djangoCheck(t *testing.T, db, command string, in, out any) {
+func djangoCheck(t *testing.T, db djangoDB, command string, in, out any) {
 	t.Helper()
 	b, err := json.Marshal(in)
 	if err != nil {
@@ -101,10 +148,19 @@ func djangoCheck(t *testing.T, db, command string, in, out any) {
 	}
 }
 
-// djangoNewDB makes a fresh Django db.sqlite3 with `manage.py migrate`.
-func djangoNewDB(t *testing.T) string {
+// djangoNewDB makes a fresh Django database of the kind, a db.sqlite3 or
+// a PostgreSQL database of the test's own, with `manage.py migrate`.
+func djangoNewDB(t *testing.T, kind string) djangoDB {
 	t.Helper()
-	db := filepath.Join(t.TempDir(), "db.sqlite3")
+	db := djangoDB{kind: kind}
+	switch kind {
+	case "sqlite":
+		db.path = filepath.Join(t.TempDir(), "db.sqlite3")
+	case "postgres":
+		db.name, db.dsn = pgFreshDatabase(t, pgDSN(t))
+	default:
+		t.Fatalf("unknown store kind %q", kind)
+	}
 	djangoManage(t, db, "migrate", "--no-input", "-v", "0")
 	return db
 }
@@ -117,7 +173,7 @@ type djangoUser struct {
 }
 
 // djangoCreateUsers creates users with the ORM and returns their ids.
-func djangoCreateUsers(t *testing.T, db string, users ...djangoUser) map[string]int64 {
+func djangoCreateUsers(t *testing.T, db djangoDB, users ...djangoUser) map[string]int64 {
 	t.Helper()
 	var created []djangoUser
 	djangoCheck(t, db, "createusers", map[string]any{"users": users}, &created)
@@ -131,7 +187,7 @@ func djangoCreateUsers(t *testing.T, db string, users ...djangoUser) map[string]
 var djangoGeneratedRE = regexp.MustCompile(`^Generated token (\S+) for user (\S+)\n$`)
 
 // djangoCreateToken runs `manage.py drf_create_token` and returns the key.
-func djangoCreateToken(t *testing.T, db, username string) string {
+func djangoCreateToken(t *testing.T, db djangoDB, username string) string {
 	t.Helper()
 	out := djangoManage(t, db, "drf_create_token", username)
 	m := djangoGeneratedRE.FindStringSubmatch(out)
@@ -142,7 +198,7 @@ func djangoCreateToken(t *testing.T, db, username string) string {
 }
 
 // djangoAuthenticate asks django.contrib.auth.authenticate about a password.
-func djangoAuthenticate(t *testing.T, db, username, password string) (ok bool, id int64) {
+func djangoAuthenticate(t *testing.T, db djangoDB, username, password string) (ok bool, id int64) {
 	t.Helper()
 	var res struct {
 		OK bool   `json:"ok"`
@@ -176,7 +232,7 @@ func (r djangoResponse) String() string {
 
 // djangoDRFRequests sends GET /whoami/ through DRF once per entry of reqs,
 // each being the raw values of that request's Authorization header lines.
-func djangoDRFRequests(t *testing.T, db string, reqs [][]string) []djangoResponse {
+func djangoDRFRequests(t *testing.T, db djangoDB, reqs [][]string) []djangoResponse {
 	t.Helper()
 	enc := make([][]string, len(reqs))
 	for i, values := range reqs {
@@ -233,10 +289,14 @@ func djangoRawRequest(t *testing.T, values []string) djangoResponse {
 	return r
 }
 
-// djangoSchema is everything in the file that a schema change would alter.
-func djangoSchema(t *testing.T, db string) string {
+// djangoSchema is everything in the database that a schema change would
+// alter.
+func djangoSchema(t *testing.T, db djangoDB) string {
 	t.Helper()
-	conn, err := sql.Open("sqlite", "file:"+db+"?mode=ro")
+	if db.kind == "postgres" {
+		return djangoPGSchema(t, db)
+	}
+	conn, err := sql.Open("sqlite", "file:"+db.path+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,25 +328,59 @@ func djangoSchema(t *testing.T, db string) string {
 	return b.String()
 }
 
+// djangoPGSchema is djangoSchema for PostgreSQL: the schemas, every
+// relation (with its oid and file node, which a drop, re-create or rewrite
+// changes), column, constraint and index outside the system schemas.
+func djangoPGSchema(t *testing.T, db djangoDB) string {
+	t.Helper()
+	ctx := context.Background()
+	conn := pgConnect(t, db.dsn)
+	var b strings.Builder
+	for _, q := range []string{
+		`SELECT 'schema ' || nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\_%' AND nspname <> 'information_schema' ORDER BY 1`,
+		`SELECT 'relation ' || n.nspname || '.' || c.relname || ' ' || c.relkind::text || ' ' || c.oid || ' ' || c.relfilenode
+			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema' ORDER BY 1`,
+		`SELECT 'column ' || table_schema || '.' || table_name || '.' || column_name || ' ' || data_type || ' ' ||
+				coalesce(character_maximum_length::text, '') || ' ' || is_nullable || ' ' || coalesce(column_default, '') || ' ' || is_identity
+			FROM information_schema.columns WHERE table_schema NOT LIKE 'pg\_%' AND table_schema <> 'information_schema' ORDER BY 1`,
+		`SELECT 'constraint ' || conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(c.oid)
+			FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
+			WHERE n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema' ORDER BY 1`,
+		`SELECT 'index ' || indexdef FROM pg_indexes WHERE schemaname NOT LIKE 'pg\_%' AND schemaname <> 'information_schema' ORDER BY 1`,
+	} {
+		rows, err := conn.Query(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range lines {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
+}
+
 // djangoStartCaddy serves http://localhost:9080 with token_auth on db,
 // echoing the authenticated user.
-func djangoStartCaddy(t *testing.T, db string) {
+func djangoStartCaddy(t *testing.T, db djangoDB) {
 	t.Helper()
 	tc := caddytest.NewTester(t)
-	tc.InitServer(fmt.Sprintf(`{
-	skip_install_trust
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
-}
+	tc.InitServer(globalOptions+fmt.Sprintf(`
 http://localhost:9080 {
 	token_auth {
-		store sqlite %q
+		%s
 	}
 	respond "user={http.auth.user.username} id={http.auth.user.id}"
 }
-`, db), "caddyfile")
+`, db.storeLine()), "caddyfile")
+	if db.kind == "postgres" {
+		// Let go of the store's pool before the database is dropped.
+		t.Cleanup(func() { _ = loadConfig(globalOptions + "http://localhost:9080 {\n\trespond ok\n}\n") })
+	}
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -296,7 +390,11 @@ func djangoPtr(s string) *string { return &s }
 
 func TestDjangoTokensWorkInCaddy(t *testing.T) {
 	djangoRequire(t)
-	db := djangoNewDB(t)
+	djangoEachStore(t, testDjangoTokensWorkInCaddy)
+}
+
+func testDjangoTokensWorkInCaddy(t *testing.T, kind string) {
+	db := djangoNewDB(t, kind)
 	ids := djangoCreateUsers(t, db,
 		djangoUser{Username: "alice", Password: "alice-pw", Active: true},
 		djangoUser{Username: "bob", Password: "bob-pw", Active: false})
@@ -358,8 +456,12 @@ var djangoKeyRE = regexp.MustCompile(`^[0-9a-f]{40}$`)
 
 func TestCaddyTokenUsersWorkInDjango(t *testing.T) {
 	djangoRequire(t)
-	db := djangoNewDB(t)
-	storeFlag := "--store=sqlite:" + db
+	djangoEachStore(t, testCaddyTokenUsersWorkInDjango)
+}
+
+func testCaddyTokenUsersWorkInDjango(t *testing.T, kind string) {
+	db := djangoNewDB(t, kind)
+	storeFlag := db.storeFlag()
 	const password = "correct horse battery staple"
 
 	// cli runs `caddy token …` and requires success.
@@ -448,7 +550,11 @@ func TestCaddyTokenUsersWorkInDjango(t *testing.T) {
 
 func TestHeaderParityWithDRF(t *testing.T) {
 	djangoRequire(t)
-	db := djangoNewDB(t)
+	djangoEachStore(t, testHeaderParityWithDRF)
+}
+
+func testHeaderParityWithDRF(t *testing.T, kind string) {
+	db := djangoNewDB(t, kind)
 	djangoCreateUsers(t, db,
 		djangoUser{Username: "alice", Password: "alice-pw", Active: true},
 		djangoUser{Username: "bob", Password: "bob-pw", Active: false})
