@@ -79,8 +79,15 @@ func pgFreshDatabase(t *testing.T, dsn string) (name, dbDSN string) {
 		t.Fatalf("creating database %s: %v", name, err)
 	}
 	t.Cleanup(func() {
+		// A connection of its own: the server may have been restarted.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Logf("dropping database %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
 		if _, err := conn.Exec(ctx, `DROP DATABASE IF EXISTS "`+name+`" WITH (FORCE)`); err != nil {
 			t.Logf("dropping database %s: %v", name, err)
 		}
