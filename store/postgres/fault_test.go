@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -65,18 +66,86 @@ func TestLookupGivesUpWithinQueryTimeoutOnASilentServer(t *testing.T) {
 	}
 }
 
-// pgCtl runs pg_ctl on the test cluster, as the postgres OS user when the
-// tests run as root (as scripts/pg-cluster.sh does).
-func pgCtl(t *testing.T, args ...string) {
+// privateCluster is a PostgreSQL cluster of the test's own
+// (scripts/pg-cluster.sh), which it may stop and start: the shared cluster
+// of TOKENAUTH_PG_DSN serves tests of other packages running at the same
+// time.
+type privateCluster struct {
+	dir, data, bindir string
+	dsn               string
+}
+
+// startPrivateCluster initialises and starts a private cluster; it is
+// stopped and removed when the test ends. PostgreSQL must be installed
+// (TOKENAUTH_PG_DSN being set says it is).
+func startPrivateCluster(t *testing.T) *privateCluster {
 	t.Helper()
-	bin, _ := exec.LookPath("pg_ctl")
-	if dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl"); len(dirs) > 0 {
-		sort.Strings(dirs)
-		bin = dirs[len(dirs)-1]
+	testDSN(t)
+	script, err := filepath.Abs(filepath.Join("..", "..", "scripts", "pg-cluster.sh"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if bin == "" {
-		t.Fatal("no pg_ctl in /usr/lib/postgresql/*/bin or on PATH")
+	// The postgres OS user must reach the directory: under /tmp, 0755.
+	dir, err := os.MkdirTemp("/tmp", "tokenauth-pgprivate-")
+	if err != nil {
+		t.Fatal(err)
 	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("bash", script, "stop", dir).CombinedOutput(); err != nil {
+			t.Logf("stopping the private cluster: %v\n%s", err, out)
+		}
+		os.RemoveAll(dir)
+	})
+	cmd := exec.Command("bash", script, "start", dir)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("pg-cluster.sh start: %v\n%s", err, stderr.String())
+	}
+	c := &privateCluster{dir: dir}
+	for _, line := range strings.Split(string(out), "\n") {
+		k, v, _ := strings.Cut(strings.TrimPrefix(line, "export "), "=")
+		switch k {
+		case "TOKENAUTH_PG_DSN":
+			c.dsn = v
+		case "TOKENAUTH_PG_DATA":
+			c.data = v
+		}
+	}
+	if c.dsn == "" || c.data == "" {
+		t.Fatalf("pg-cluster.sh start printed %q, want two export lines", out)
+	}
+	// The newest installed PostgreSQL, as pg-cluster.sh chooses it.
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool {
+		vi, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[i])))
+		vj, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[j])))
+		return vi < vj
+	})
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "pg_ctl")); err == nil {
+			c.bindir = d
+		}
+	}
+	if c.bindir == "" {
+		p, err := exec.LookPath("pg_ctl")
+		if err != nil {
+			t.Fatal("no pg_ctl in /usr/lib/postgresql/*/bin or on PATH")
+		}
+		c.bindir = filepath.Dir(p)
+	}
+	return c
+}
+
+// pgCtl runs pg_ctl on the cluster, as the postgres OS user when the tests
+// run as root (as scripts/pg-cluster.sh does).
+func (c *privateCluster) pgCtl(t *testing.T, args ...string) {
+	t.Helper()
+	bin := filepath.Join(c.bindir, "pg_ctl")
 	cmd := exec.Command(bin, args...)
 	if os.Geteuid() == 0 {
 		cmd = exec.Command("runuser", append([]string{"-u", "postgres", "--", bin}, args...)...)
@@ -86,26 +155,18 @@ func pgCtl(t *testing.T, args ...string) {
 	}
 }
 
+func (c *privateCluster) stop(t *testing.T) { c.pgCtl(t, "-D", c.data, "stop", "-m", "fast") }
+
+func (c *privateCluster) start(t *testing.T) {
+	c.pgCtl(t, "-D", c.data, "-w", "-l", filepath.Join(c.dir, "postgres.log"), "start")
+}
+
 // The database goes away and comes back: lookups answer ErrUnavailable in
 // time while it is down, Caddy can still start, and everything works again
 // once it is back, without provisioning anew.
 func TestLookupSurvivesARestartOfTheServer(t *testing.T) {
-	dsn := testDSN(t)
-	data := os.Getenv("TOKENAUTH_PG_DATA")
-	if data == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("TOKENAUTH_PG_DATA is not set (eval \"$(scripts/pg-cluster.sh start <dir>)\")")
-		}
-		t.Skip("TOKENAUTH_PG_DATA is not set: no cluster of our own to stop and start")
-	}
-	start := func() { pgCtl(t, "-D", data, "-w", "-l", filepath.Join(filepath.Dir(data), "postgres.log"), "start") }
-	stopped := false
-	t.Cleanup(func() {
-		if stopped {
-			start()
-		}
-	})
-
+	cluster := startPrivateCluster(t)
+	dsn := cluster.dsn
 	ctx := context.Background()
 	const timeout = time.Second
 	up, err := load(t, map[string]any{"dsn": dsn, "schema": freshSchema(t, dsn), "create": true, "query_timeout": "1s"})
@@ -118,8 +179,7 @@ func TestLookupSurvivesARestartOfTheServer(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	pgCtl(t, "-D", data, "stop", "-m", "fast")
-	stopped = true
+	cluster.stop(t)
 
 	t.Run("lookup answers unavailable in time", func(t *testing.T) {
 		for range 3 {
@@ -148,8 +208,7 @@ func TestLookupSurvivesARestartOfTheServer(t *testing.T) {
 		t.Errorf("Lookup on a store provisioned while down: error = %v, want ErrUnavailable", err)
 	}
 
-	start()
-	stopped = false
+	cluster.start(t)
 
 	t.Run("lookups succeed again", func(t *testing.T) {
 		for _, s := range []*Postgres{up, existingSchema} {
