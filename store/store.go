@@ -98,6 +98,19 @@ type Store interface {
 	SetPassword(ctx context.Context, username, encoded string) error
 }
 
+// Watcher is implemented by stores that learn of changes made elsewhere:
+// by Django, by `caddy token`, by another Caddy instance sharing the
+// database.
+type Watcher interface {
+	// Watch calls flush whenever tokens or users may have changed, and
+	// after any gap in which a change could have been missed (for example
+	// when a listener reconnects), until stop is called or the store is
+	// cleaned up. flush must be cheap and must not block. pushed reports
+	// whether changes are actually pushed; when false, Watch may still be
+	// called, but callers must bound staleness by time alone.
+	Watch(flush func()) (stop func(), pushed bool)
+}
+
 // GenerateKey returns a new key as DRF makes them: 40 lowercase hex
 // characters from 20 bytes of crypto/rand.
 func GenerateKey() string {
