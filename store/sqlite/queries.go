@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tokenauth/caddy-tokenauth/store"
@@ -36,10 +37,15 @@ type database struct {
 	db      *sql.DB
 	lookupq *sql.Stmt
 	timeout time.Duration
+
+	watchers  watchers
+	watchMu   sync.Mutex
+	watchConn *sql.Conn // the poller's own connection
 }
 
 // Destruct closes the database when its last user is gone.
 func (d *database) Destruct() error {
+	d.resetWatchConn()
 	if d.lookupq != nil {
 		d.lookupq.Close()
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -52,6 +53,14 @@ type SQLite struct {
 
 	db      *database
 	poolKey string
+
+	stops *stopList // this module's watches, stopped at Cleanup
+}
+
+// stopList collects the stop functions of a module's watches.
+type stopList struct {
+	mu  sync.Mutex
+	fns []func()
 }
 
 // CaddyModule returns the Caddy module information.
@@ -96,11 +105,21 @@ func (s *SQLite) Provision(caddy.Context) error {
 		return err
 	}
 	s.db = v.(*database)
+	s.stops = new(stopList)
 	return nil
 }
 
-// Cleanup releases the shared database.
+// Cleanup stops this module's watches and releases the shared database.
 func (s *SQLite) Cleanup() error {
+	if s.stops != nil {
+		s.stops.mu.Lock()
+		stops := s.stops.fns
+		s.stops.fns = nil
+		s.stops.mu.Unlock()
+		for _, stop := range stops {
+			stop()
+		}
+	}
 	if s.poolKey == "" {
 		return nil
 	}
@@ -154,6 +173,17 @@ func (s *SQLite) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
+}
+
+// Watch implements store.Watcher: commits to the file by any other
+// connection or process are noticed within a poll interval (25ms), through
+// PRAGMA data_version.
+func (s *SQLite) Watch(flush func()) (stop func(), pushed bool) {
+	stop = s.db.watch(flush)
+	s.stops.mu.Lock()
+	s.stops.fns = append(s.stops.fns, stop)
+	s.stops.mu.Unlock()
+	return stop, true
 }
 
 // Lookup implements store.Store.
@@ -255,3 +285,12 @@ func open(path string, create bool, timeout time.Duration) (*database, error) {
 	}
 	return db, nil
 }
+
+// Interface guards
+var (
+	_ store.Store           = (*SQLite)(nil)
+	_ store.Watcher         = (*SQLite)(nil)
+	_ caddy.Provisioner     = (*SQLite)(nil)
+	_ caddy.CleanerUpper    = (*SQLite)(nil)
+	_ caddyfile.Unmarshaler = (*SQLite)(nil)
+)
