@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/dustin/go-humanize"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -34,9 +35,23 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			query_timeout <duration>
 //		}
 //		store postgres <dsn>
+//		store postgres {
+//			dsn           <dsn>
+//			max_conns     <n>
+//			query_timeout <duration>
+//			schema        <name>
+//			create
+//		}
 //		keyword      <word>            # default: Token
 //		optional                       # DRF AllowAny: anonymous requests pass
 //		no_challenge                   # 403 without WWW-Authenticate instead of 401
+//		login <path> {                 # DRF's obtain_auth_token
+//			throttle       <rate>      # e.g. 5/min, per client IP
+//			max_body       <size>      # default 64KiB
+//			upgrade_hashes             # rewrite outdated password hashes on login
+//		}
+//		logout <path>                  # POST deletes the caller's token: 204
+//		failure_throttle <rate>        # per client IP, for refused tokens
 //	}
 func (h *TokenAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
@@ -81,8 +96,71 @@ func (h *TokenAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.NoChallenge = true
+		case "login":
+			if h.Login != nil {
+				return d.Err("login already specified")
+			}
+			h.Login = new(Login)
+			if !d.Args(&h.Login.Path) {
+				return d.ArgErr()
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			if err := h.Login.unmarshalBlock(d); err != nil {
+				return err
+			}
+		case "logout":
+			if !d.Args(&h.Logout) {
+				return d.ArgErr()
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		case "failure_throttle":
+			if !d.Args(&h.FailureThrottle) {
+				return d.ArgErr()
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			if _, err := parseRate(h.FailureThrottle); err != nil {
+				return d.Err(err.Error())
+			}
 		default:
 			return d.Errf("unrecognized token_auth option '%s'", d.Val())
+		}
+	}
+	return nil
+}
+
+// unmarshalBlock reads the optional block after `login <path>`.
+func (l *Login) unmarshalBlock(d *caddyfile.Dispenser) error {
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "throttle":
+			if !d.Args(&l.Throttle) {
+				return d.ArgErr()
+			}
+			if _, err := parseRate(l.Throttle); err != nil {
+				return d.Err(err.Error())
+			}
+		case "max_body":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			n, err := humanize.ParseBytes(d.Val())
+			if err != nil || n == 0 || n > 1<<30 {
+				return d.Errf("max_body %q: want a size such as 64KiB, up to 1GiB", d.Val())
+			}
+			l.MaxBody = int64(n)
+		case "upgrade_hashes":
+			l.UpgradeHashes = true
+		default:
+			return d.Errf("unrecognized login option '%s'", d.Val())
+		}
+		if d.NextArg() {
+			return d.ArgErr()
 		}
 	}
 	return nil

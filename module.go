@@ -10,11 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/tokenauth/caddy-tokenauth/store"
 	_ "github.com/tokenauth/caddy-tokenauth/store/postgres" // registers the postgres store
@@ -62,7 +63,23 @@ type TokenAuth struct {
 	// same. Default: false.
 	NoChallenge bool `json:"no_challenge,omitempty"`
 
+	// Login answers DRF's obtain_auth_token endpoint at its path. Default:
+	// none.
+	Login *Login `json:"login,omitempty"`
+
+	// Logout is the path where an authenticated POST deletes the caller's
+	// token and gets 204 with no body. Default: none.
+	Logout string `json:"logout,omitempty"`
+
+	// FailureThrottle limits, per client IP, the requests that present a
+	// token the store refuses (unknown key, inactive user), in DRF's rate
+	// syntax (20/min). Past it the client gets 429 with Retry-After until
+	// the window frees up, without a store query. Default: none.
+	FailureThrottle string `json:"failure_throttle,omitempty"`
+
 	store     store.Store
+	failures  *throttle
+	hashSlots chan struct{}
 	status    int
 	challenge string
 	logger    *zap.Logger
@@ -92,6 +109,9 @@ func (h *TokenAuth) Provision(ctx caddy.Context) error {
 	if h.NoChallenge {
 		h.status, h.challenge = http.StatusForbidden, ""
 	}
+	if err := h.provisionLogin(); err != nil {
+		return err
+	}
 	if h.StoreRaw == nil {
 		h.StoreRaw = defaultStore
 	}
@@ -104,6 +124,41 @@ func (h *TokenAuth) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("token store module %T is not a store.Store", mod)
 	}
 	h.store = s
+	return nil
+}
+
+// provisionLogin checks the login, logout and throttle settings.
+func (h *TokenAuth) provisionLogin() error {
+	h.hashSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
+	if h.FailureThrottle != "" {
+		r, err := parseRate(h.FailureThrottle)
+		if err != nil {
+			return fmt.Errorf("failure_throttle: %w", err)
+		}
+		h.failures = newThrottle(r)
+	}
+	if h.Logout != "" && !strings.HasPrefix(h.Logout, "/") {
+		return fmt.Errorf("logout path %q must start with /", h.Logout)
+	}
+	if h.Login == nil {
+		return nil
+	}
+	if !strings.HasPrefix(h.Login.Path, "/") {
+		return fmt.Errorf("login path %q must start with /", h.Login.Path)
+	}
+	if h.Login.Path == h.Logout {
+		return fmt.Errorf("login and logout share the path %s", h.Logout)
+	}
+	if h.Login.MaxBody <= 0 {
+		h.Login.MaxBody = defaultMaxBody
+	}
+	if h.Login.Throttle != "" {
+		r, err := parseRate(h.Login.Throttle)
+		if err != nil {
+			return fmt.Errorf("login throttle: %w", err)
+		}
+		h.Login.throttle = newThrottle(r)
+	}
 	return nil
 }
 
@@ -120,10 +175,27 @@ func validKeyword(k string) error {
 
 // ServeHTTP authenticates the request and calls next, or answers as DRF.
 func (h *TokenAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	onLogin := h.Login != nil && r.URL.Path == h.Login.Path
+	indent := -1
+	if onLogin {
+		// DRF negotiates the response type before it authenticates.
+		w.Header().Set("Allow", loginAllow)
+		ok, i := negotiate(r)
+		if !ok {
+			writeJSON(w, http.StatusNotAcceptable, -1, jsonPair{"detail", msgNotAccepted})
+			return nil
+		}
+		indent = i
+	}
+
 	key, res := parseAuthorization(r.Header["Authorization"], h.Keyword)
 	switch res {
 	case headerKey:
 	case headerAnonymous:
+		if onLogin {
+			anonymous(r)
+			return h.serveLogin(w, r, indent)
+		}
 		if h.Optional {
 			anonymous(r)
 			return next.ServeHTTP(w, r)
@@ -135,20 +207,25 @@ func (h *TokenAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		return nil
 	}
 
+	if h.failures != nil {
+		if wait := h.failures.wait(clientIP(r)); wait > 0 {
+			detail, retry := throttledDetail(wait)
+			w.Header().Set("Retry-After", retry)
+			writeJSON(w, http.StatusTooManyRequests, -1, jsonPair{"detail", detail})
+			return nil
+		}
+	}
 	id, err := h.store.Lookup(r.Context(), key)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
+			h.failed(r)
 			writeDRFError(w, h.status, h.challenge, &errInvalidToken)
 			return nil
 		}
-		if c := h.logger.Check(zapcore.ErrorLevel, "token lookup failed"); c != nil {
-			c.Write(zap.Error(err))
-		}
-		w.Header()["Retry-After"] = []string{unavailableRetryWait}
-		writeDRFError(w, http.StatusServiceUnavailable, "", &errUnavailable)
-		return nil
+		return h.unavailable(w, err)
 	}
 	if !id.Active {
+		h.failed(r)
 		writeDRFError(w, h.status, h.challenge, &errInactive)
 		return nil
 	}
@@ -156,7 +233,20 @@ func (h *TokenAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	repl.Set("http.auth.user.id", id.ID)
 	repl.Set("http.auth.user.username", id.Username)
+	switch {
+	case onLogin:
+		return h.serveLogin(w, r, indent)
+	case h.Logout != "" && r.URL.Path == h.Logout:
+		return h.serveLogout(w, r, key)
+	}
 	return next.ServeHTTP(w, r)
+}
+
+// failed counts a refused token against the client's failure budget.
+func (h *TokenAuth) failed(r *http.Request) {
+	if h.failures != nil {
+		h.failures.record(clientIP(r))
+	}
 }
 
 // anonymous makes the identity placeholders known and empty on a request

@@ -1,0 +1,304 @@
+package tokenauth
+
+import (
+	"bytes"
+	"context"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/tokenauth/caddy-tokenauth/password"
+	"github.com/tokenauth/caddy-tokenauth/store"
+)
+
+const testPassword = "correct horse"
+
+// loginFixture adds to newFixture: carol (active, password testPassword,
+// no token yet), dave (inactive, same password), erin (unusable password),
+// and alice's password set to testPassword.
+func loginFixture(t testing.TB, login *Login, configure func(*TokenAuth)) *fixture {
+	t.Helper()
+	f := newFixture(t, func(h *TokenAuth) {
+		h.Login = login
+		h.Logout = "/api/logout/"
+		if configure != nil {
+			configure(h)
+		}
+	}, nil)
+	enc, err := password.EncodePBKDF2SHA256(testPassword, "abcdefghijklmnopqrstuv", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, u := range []store.NewUser{
+		{Username: "carol", Password: enc, Active: true},
+		{Username: "dave", Password: enc, Active: false},
+		{Username: "erin", Password: "!" + enc, Active: true},
+	} {
+		if err := f.h.store.AddUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.h.store.SetPassword(ctx, "alice", enc); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+type httpResult struct {
+	code   int
+	body   string
+	header http.Header
+	next   bool
+}
+
+func (f *fixture) send(t testing.TB, method, path, contentType, body string, headers ...string) httpResult {
+	t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Add(headers[i], headers[i+1])
+	}
+	req.RemoteAddr = "192.0.2.10:5555"
+	rec := httptest.NewRecorder()
+	req = caddyhttp.PrepareRequest(req, caddy.NewReplacer(), rec, nil)
+	caddyhttp.SetVar(req.Context(), caddyhttp.ClientIPVarKey, "192.0.2.10")
+	var res httpResult
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		res.next = true
+		return nil
+	})
+	if err := f.h.ServeHTTP(rec, req, next); err != nil {
+		t.Fatalf("ServeHTTP: %v", err)
+	}
+	res.code, res.body, res.header = rec.Code, rec.Body.String(), rec.Header()
+	return res
+}
+
+func multipartBody(t testing.TB, fields map[string]string) (string, string) {
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for k, v := range fields {
+		_ = mw.WriteField(k, v)
+	}
+	mw.Close()
+	return mw.FormDataContentType(), buf.String()
+}
+
+const jsonCT = "application/json"
+
+func TestLoginAnswersLikeObtainAuthToken(t *testing.T) {
+	f := loginFixture(t, &Login{Path: "/api/auth-token/"}, nil)
+	aliceToken := `{"token":"` + f.alice + `"}`
+	badLogin := `{"non_field_errors":["Unable to log in with provided credentials."]}`
+	form := url.Values{"username": {"alice"}, "password": {testPassword}}.Encode()
+	mpCT, mpBody := multipartBody(t, map[string]string{"username": "alice", "password": testPassword})
+
+	tests := []struct {
+		name, ct, body string
+		code           int
+		want           string
+	}{
+		{"JSON", jsonCT, `{"username":"alice","password":"` + testPassword + `"}`, 200, aliceToken},
+		{"JSON with charset", "application/json; charset=utf-8", `{"username":"alice","password":"` + testPassword + `"}`, 200, aliceToken},
+		{"form", "application/x-www-form-urlencoded", form, 200, aliceToken},
+		{"multipart", mpCT, mpBody, 200, aliceToken},
+		{"username trimmed", jsonCT, `{"username":"  alice\t","password":"` + testPassword + `"}`, 200, aliceToken},
+		{"password not trimmed", jsonCT, `{"username":"alice","password":" ` + testPassword + `"}`, 400, badLogin},
+		{"wrong password", jsonCT, `{"username":"alice","password":"nope"}`, 400, badLogin},
+		{"username is case-sensitive", jsonCT, `{"username":"ALICE","password":"` + testPassword + `"}`, 400, badLogin},
+		{"unknown user", jsonCT, `{"username":"zed","password":"` + testPassword + `"}`, 400, badLogin},
+		{"inactive user", jsonCT, `{"username":"dave","password":"` + testPassword + `"}`, 400, badLogin},
+		{"unusable password", jsonCT, `{"username":"erin","password":"` + testPassword + `"}`, 400, badLogin},
+		{"number as username", jsonCT, `{"username":123,"password":"x"}`, 400, badLogin},
+		{"missing password", jsonCT, `{"username":"alice"}`, 400, `{"password":["This field is required."]}`},
+		{"empty object", jsonCT, `{}`, 400, `{"username":["This field is required."],"password":["This field is required."]}`},
+		{"empty body, no content type", "", "", 400, `{"username":["This field is required."],"password":["This field is required."]}`},
+		{"body without content type", "", `{"username":"alice"}`, 400, `{"username":["This field is required."],"password":["This field is required."]}`},
+		{"blank username", jsonCT, `{"username":"","password":"x"}`, 400, `{"username":["This field may not be blank."]}`},
+		{"whitespace username", jsonCT, `{"username":"   ","password":"x"}`, 400, `{"username":["This field may not be blank."]}`},
+		{"blank password", jsonCT, `{"username":"alice","password":""}`, 400, `{"password":["This field may not be blank."]}`},
+		{"whitespace password is not blank", jsonCT, `{"username":"alice","password":"   "}`, 400, badLogin},
+		{"null username", jsonCT, `{"username":null,"password":"x"}`, 400, `{"username":["This field may not be null."]}`},
+		{"boolean username", jsonCT, `{"username":true,"password":"x"}`, 400, `{"username":["Not a valid string."]}`},
+		{"list password", jsonCT, `{"username":"alice","password":["x"]}`, 400, `{"password":["Not a valid string."]}`},
+		{"object username", jsonCT, `{"username":{},"password":{}}`, 400, `{"username":["Not a valid string."],"password":["Not a valid string."]}`},
+		{"NUL in username", jsonCT, `{"username":"al\u0000ice","password":"x"}`, 400, `{"username":["Null characters are not allowed."]}`},
+		{"form blank fields", "application/x-www-form-urlencoded", "username=&password=", 400, `{"username":["This field may not be blank."],"password":["This field may not be blank."]}`},
+		{"list body", jsonCT, `["alice","pw"]`, 400, `{"non_field_errors":["Invalid data. Expected a dictionary, but got list."]}`},
+		{"string body", jsonCT, `"alice"`, 400, `{"non_field_errors":["Invalid data. Expected a dictionary, but got str."]}`},
+		{"number body", jsonCT, `12`, 400, `{"non_field_errors":["Invalid data. Expected a dictionary, but got int."]}`},
+		{"null body", jsonCT, `null`, 400, `{"non_field_errors":["No data provided"]}`},
+		{"malformed JSON", jsonCT, `{"username":`, 400, `{"detail":"JSON parse error - Expecting value: line 1 column 13 (char 12)"}`},
+		{"unsupported media type", "text/plain", "username=alice", 415, `{"detail":"Unsupported media type \"text/plain\" in request."}`},
+		{"unsupported media type with params", "text/plain; charset=utf-8", "x", 415, `{"detail":"Unsupported media type \"text/plain; charset=utf-8\" in request."}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := f.send(t, http.MethodPost, "/api/auth-token/", tt.ct, tt.body)
+			if r.code != tt.code || r.body != tt.want {
+				t.Fatalf("got %d %s\nwant %d %s", r.code, r.body, tt.code, tt.want)
+			}
+			if ct := r.header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q", ct)
+			}
+			if a := r.header.Get("Allow"); a != "POST, OPTIONS" {
+				t.Errorf("Allow %q", a)
+			}
+			if r.next {
+				t.Error("the login request reached the next handler")
+			}
+		})
+	}
+}
+
+func TestLoginCreatesAMissingTokenAndReturnsItAgain(t *testing.T) {
+	f := loginFixture(t, &Login{Path: "/login"}, nil)
+	body := `{"username":"carol","password":"` + testPassword + `"}`
+	first := f.send(t, http.MethodPost, "/login", jsonCT, body)
+	second := f.send(t, http.MethodPost, "/login", jsonCT, body)
+	if first.code != 200 || first.body != second.body || len(first.body) != len(`{"token":""}`)+40 {
+		t.Fatalf("first %d %s, second %s", first.code, first.body, second.body)
+	}
+	key := strings.TrimSuffix(strings.TrimPrefix(first.body, `{"token":"`), `"}`)
+	if r := f.do(t, "Token "+key); r.code != 200 || r.username != "carol" {
+		t.Fatalf("the new token does not authenticate: %+v", r)
+	}
+}
+
+func TestLoginMethodsNegotiationAndAuthentication(t *testing.T) {
+	f := loginFixture(t, &Login{Path: "/login"}, nil)
+	good := `{"username":"alice","password":"` + testPassword + `"}`
+	tests := []struct {
+		name, method, body string
+		headers            []string
+		code               int
+		want               string
+	}{
+		{"GET is 405", http.MethodGet, "", nil, 405, `{"detail":"Method \"GET\" not allowed."}`},
+		{"PUT is 405", http.MethodPut, good, nil, 405, `{"detail":"Method \"PUT\" not allowed."}`},
+		{"OPTIONS describes the endpoint", http.MethodOptions, "", nil, 200, string(loginOptionsBody)},
+		{"HTML only is 406", http.MethodPost, good, []string{"Accept", "text/html"}, 406, `{"detail":"Could not satisfy the request Accept header."}`},
+		{"406 comes before 405", http.MethodGet, "", []string{"Accept", "application/xml"}, 406, `{"detail":"Could not satisfy the request Accept header."}`},
+		{"406 comes before 401", http.MethodPost, good, []string{"Accept", "text/html", "Authorization", "Token nope"}, 406, `{"detail":"Could not satisfy the request Accept header."}`},
+		{"wildcard Accept", http.MethodPost, good, []string{"Accept", "text/html, */*;q=0.1"}, 200, `{"token":"` + f.alice + `"}`},
+		{"indent requested", http.MethodPost, good, []string{"Accept", "application/json; indent=4"}, 200, "{\n    \"token\": \"" + f.alice + "\"\n}"},
+		{"bad token is 401 even on login", http.MethodPost, good, []string{"Authorization", "Token nope"}, 401, `{"detail":"Invalid token."}`},
+		{"401 comes before 405", http.MethodGet, "", []string{"Authorization", "Token nope"}, 401, `{"detail":"Invalid token."}`},
+		{"malformed header is 401", http.MethodPost, good, []string{"Authorization", "Token"}, 401, `{"detail":"Invalid token header. No credentials provided."}`},
+		{"valid token may log in again", http.MethodPost, good, []string{"Authorization", "Token " + f.alice}, 200, `{"token":"` + f.alice + `"}`},
+		{"other scheme is anonymous", http.MethodPost, good, []string{"Authorization", "Basic Zm9vOmJhcg=="}, 200, `{"token":"` + f.alice + `"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := f.send(t, tt.method, "/login", jsonCT, tt.body, tt.headers...)
+			if r.code != tt.code || r.body != tt.want {
+				t.Fatalf("got %d %q\nwant %d %q", r.code, r.body, tt.code, tt.want)
+			}
+			if a := r.header.Get("Allow"); a != "POST, OPTIONS" {
+				t.Errorf("Allow %q", a)
+			}
+		})
+	}
+}
+
+func TestLoginBodyLimit(t *testing.T) {
+	f := loginFixture(t, &Login{Path: "/login", MaxBody: 1024}, nil)
+	big := `{"username":"alice","password":"` + strings.Repeat("x", 2000) + `"}`
+	r := f.send(t, http.MethodPost, "/login", jsonCT, big)
+	if r.code != 413 || r.body != `{"detail":"Request body is larger than 1024 bytes."}` {
+		t.Fatalf("got %d %s", r.code, r.body)
+	}
+}
+
+func TestLoginThrottle(t *testing.T) {
+	f := loginFixture(t, &Login{Path: "/login", Throttle: "3/min"}, nil)
+	for i := 1; i <= 3; i++ {
+		if r := f.send(t, http.MethodPost, "/login", jsonCT, `{"username":"alice","password":"x"}`); r.code != 400 {
+			t.Fatalf("request %d: %d %s", i, r.code, r.body)
+		}
+	}
+	r := f.send(t, http.MethodPost, "/login", jsonCT, `{"username":"alice","password":"`+testPassword+`"}`)
+	if r.code != 429 || r.header.Get("Retry-After") != "60" || r.body != `{"detail":"Request was throttled. Expected available in 60 seconds."}` {
+		t.Fatalf("4th: %d %s Retry-After %q", r.code, r.body, r.header.Get("Retry-After"))
+	}
+	// Requests to protected routes are not counted against the login budget.
+	if r := f.do(t, "Token "+f.alice); r.code != 200 {
+		t.Fatalf("protected route: %+v", r)
+	}
+}
+
+func TestLoginThrottleIgnoresForgedForwardedFor(t *testing.T) {
+	f := loginFixture(t, &Login{Path: "/login", Throttle: "1/min"}, nil)
+	f.send(t, http.MethodPost, "/login", jsonCT, `{}`)
+	r := f.send(t, http.MethodPost, "/login", jsonCT, `{}`, "X-Forwarded-For", "10.9.9.9")
+	if r.code != 429 {
+		t.Fatalf("a forged X-Forwarded-For got a fresh budget: %d %s", r.code, r.body)
+	}
+}
+
+func TestLoginUpgradesOutdatedHashOnlyWhenAsked(t *testing.T) {
+	for _, upgrade := range []bool{false, true} {
+		f := loginFixture(t, &Login{Path: "/login", UpgradeHashes: upgrade}, nil)
+		r := f.send(t, http.MethodPost, "/login", jsonCT, `{"username":"carol","password":"`+testPassword+`"}`)
+		if r.code != 200 {
+			t.Fatalf("login: %d %s", r.code, r.body)
+		}
+		u, err := f.h.store.User(context.Background(), "carol")
+		if err != nil {
+			t.Fatal(err)
+		}
+		upgraded := strings.HasPrefix(u.Password, "pbkdf2_sha256$1000000$")
+		if upgraded != upgrade {
+			t.Fatalf("upgrade_hashes=%v: stored %q", upgrade, u.Password[:30])
+		}
+		if ok, _ := password.Check(testPassword, u.Password); !ok {
+			t.Fatal("the stored password no longer matches")
+		}
+	}
+}
+
+func TestLogoutDeletesTheCallersToken(t *testing.T) {
+	f := loginFixture(t, &Login{Path: "/login"}, nil)
+	if r := f.send(t, http.MethodGet, "/api/logout/", "", "", "Authorization", "Token "+f.alice); r.code != 405 {
+		t.Fatalf("GET logout: %d %s", r.code, r.body)
+	}
+	if r := f.send(t, http.MethodPost, "/api/logout/", "", ""); r.code != 401 || r.body != `{"detail":"Authentication credentials were not provided."}` {
+		t.Fatalf("anonymous logout: %d %s", r.code, r.body)
+	}
+	r := f.send(t, http.MethodPost, "/api/logout/", "", "", "Authorization", "Token "+f.alice)
+	if r.code != 204 || r.body != "" || r.next {
+		t.Fatalf("logout: %d %q next=%v", r.code, r.body, r.next)
+	}
+	if r := f.do(t, "Token "+f.alice); r.code != 401 || r.body != `{"detail":"Invalid token."}` {
+		t.Fatalf("token still works after logout: %+v", r)
+	}
+	if r := f.send(t, http.MethodPost, "/api/logout/", "", "", "Authorization", "Token "+f.alice); r.code != 401 {
+		t.Fatalf("second logout: %d %s", r.code, r.body)
+	}
+}
+
+func TestFailureThrottleStopsGuessing(t *testing.T) {
+	f := loginFixture(t, nil, func(h *TokenAuth) { h.FailureThrottle = "3/min" })
+	for i := 1; i <= 3; i++ {
+		if r := f.send(t, http.MethodGet, "/api/x", "", "", "Authorization", "Token guess"); r.code != 401 {
+			t.Fatalf("guess %d: %d %s", i, r.code, r.body)
+		}
+	}
+	r := f.send(t, http.MethodGet, "/api/x", "", "", "Authorization", "Token "+f.alice)
+	if r.code != 429 || r.header.Get("Retry-After") == "" || !strings.HasPrefix(r.body, `{"detail":"Request was throttled. Expected available in `) {
+		t.Fatalf("after the budget: %d %s", r.code, r.body)
+	}
+	// Anonymous requests and other clients are not affected.
+	if r := f.send(t, http.MethodGet, "/api/x", "", ""); r.code != 401 {
+		t.Fatalf("anonymous: %d", r.code)
+	}
+}
