@@ -41,7 +41,7 @@ func TestParseRateFollowsDRF(t *testing.T) {
 // fakeClock steps time by hand.
 type fakeClock struct{ t time.Time }
 
-func (c *fakeClock) now() time.Time           { return c.t }
+func (c *fakeClock) now() time.Time          { return c.t }
 func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
 func TestThrottleSlidingWindowAndWait(t *testing.T) {
