@@ -69,11 +69,26 @@ type Postgres struct {
 	// run Django's migrate, or `caddy token migrate`).
 	Create bool `json:"create,omitempty"`
 
+	// Notify installs, where missing, a trigger function (token_auth_notify,
+	// in the schema) and statement-level triggers on authtoken_token
+	// (INSERT, UPDATE, DELETE, TRUNCATE) and auth_user (UPDATE of id,
+	// username or is_active, DELETE, TRUNCATE) that send a NOTIFY on the
+	// channel token_auth, so that every Caddy sharing the database drops
+	// its cached lookups within milliseconds of a change made by anyone,
+	// Django included. It never changes triggers that exist. Triggers
+	// installed earlier (by another Caddy, or `caddy token migrate
+	// --notify`) are used without this option. Default: false (the
+	// database may belong to Django: nothing is installed unless asked).
+	Notify bool `json:"notify,omitempty"`
+
 	db      *database
+	shared  *pool
 	poolKey string
 	dsn     string   // redacted, for messages
 	secrets []string // the passwords, to scrub from any error text
 	logger  *zap.Logger
+
+	stops *stopList // this module's watches, stopped at Cleanup
 }
 
 // CaddyModule returns the Caddy module information.
@@ -88,11 +103,17 @@ func (Postgres) CaddyModule() caddy.ModuleInfo {
 // handlers and config reloads.
 var pools = caddy.NewUsagePool()
 
-// pool is a shared pgxpool.Pool.
-type pool struct{ *pgxpool.Pool }
+// pool is a shared pgxpool.Pool and the notification listener of its
+// database.
+type pool struct {
+	*pgxpool.Pool
+	listener *listener
+}
 
-// Destruct closes the pool when its last user is gone.
-func (p pool) Destruct() error {
+// Destruct stops the listener and closes the pool when its last user is
+// gone.
+func (p *pool) Destruct() error {
+	p.listener.shutdown()
 	p.Close()
 	return nil
 }
@@ -148,13 +169,16 @@ func (s *Postgres) provision(ctx context.Context, logger *zap.Logger) error {
 		if err != nil {
 			return nil, err
 		}
-		return pool{p}, nil
+		return &pool{Pool: p, listener: newListener(cfg.ConnConfig)}, nil
 	})
 	if err != nil {
 		s.poolKey = ""
 		return fail(err)
 	}
-	s.db = newDatabase(v.(pool).Pool, s.Schema, s.Create, timeout)
+	s.shared = v.(*pool)
+	s.db = newDatabase(s.shared.Pool, s.Schema, s.Create, timeout)
+	s.db.notify = s.Notify
+	s.stops = new(stopList)
 
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	err = s.db.pool.Ping(pctx)
@@ -224,8 +248,9 @@ func (s *Postgres) release() {
 	}
 }
 
-// Cleanup releases the shared pool.
+// Cleanup stops this module's watches and releases the shared pool.
 func (s *Postgres) Cleanup() error {
+	s.stops.stopAll()
 	if s.poolKey == "" {
 		return nil
 	}
@@ -242,6 +267,7 @@ func (s *Postgres) Cleanup() error {
 //		query_timeout <duration>
 //		schema        <name>
 //		create
+//		notify
 //	}
 func (s *Postgres) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the store kind
@@ -296,6 +322,11 @@ func (s *Postgres) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			s.Create = true
+		case "notify":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			s.Notify = true
 		default:
 			return d.Errf("unrecognized postgres store option '%s'", d.Val())
 		}
@@ -396,4 +427,5 @@ var (
 	_ caddy.Provisioner     = (*Postgres)(nil)
 	_ caddy.CleanerUpper    = (*Postgres)(nil)
 	_ caddyfile.Unmarshaler = (*Postgres)(nil)
+	_ store.Watcher         = (*Postgres)(nil)
 )

@@ -74,7 +74,11 @@ type database struct {
 	timeout time.Duration
 	schema  string
 	create  bool
+	notify  bool        // install the notification triggers where missing
 	ready   atomic.Bool // the tables have been seen (and made, with create)
+	// triggers: token_auth's notification triggers were found on both
+	// tables, enabled, when the tables were checked.
+	triggers atomic.Bool
 
 	authUser, authToken string // quoted, possibly schema-qualified
 	sql                 *strings.Replacer
@@ -90,7 +94,8 @@ func newDatabase(pool *pgxpool.Pool, schema string, create bool, timeout time.Du
 		authUser:  qualify(schema, "auth_user"),
 		authToken: qualify(schema, "authtoken_token"),
 	}
-	d.sql = strings.NewReplacer("{auth_user}", d.authUser, "{authtoken_token}", d.authToken)
+	d.sql = strings.NewReplacer("{auth_user}", d.authUser, "{authtoken_token}", d.authToken,
+		"{notify_fn}", qualify(schema, notifyFunction))
 	d.lookupq = d.q(lookupSQL)
 	return d
 }
@@ -114,13 +119,14 @@ func (d *database) ddl(stmt string) string {
 	return strings.NewReplacer(`"auth_user"`, d.authUser, `"authtoken_token"`, d.authToken).Replace(stmt)
 }
 
-// ensure creates the tables if asked to and checks that they are there,
-// until the first time it succeeds.
+// ensure creates the tables and triggers if asked to, checks that the
+// tables are there and looks for the triggers, until the first time it
+// succeeds.
 func (d *database) ensure(ctx context.Context) error {
 	if d.ready.Load() {
 		return nil
 	}
-	if d.create {
+	if d.create || d.notify {
 		if err := d.migrate(ctx); err != nil {
 			return err
 		}
@@ -128,41 +134,60 @@ func (d *database) ensure(ctx context.Context) error {
 	if err := d.check(ctx); err != nil {
 		return err
 	}
+	present, err := d.triggersPresent(ctx)
+	if err != nil {
+		return err
+	}
+	d.triggers.Store(present)
 	d.ready.Store(true)
 	return nil
 }
 
-// migrate creates the schema and the tables that are missing, and nothing
-// else, in one transaction.
+// migrate creates the schema and the tables that are missing (with
+// create), then the notification triggers that are missing (with notify),
+// and nothing else, in one transaction.
 func (d *database) migrate(ctx context.Context) error {
 	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, migrateLockSQL); err != nil {
 			return err
 		}
-		if d.schema != "" {
-			if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS "`+d.schema+`"`); err != nil {
-				return fmt.Errorf("creating schema %s: %w", d.schema, err)
-			}
-		}
-		for _, t := range []struct {
-			name string
-			ddl  []string
-		}{{d.authUser, ddlAuthUser}, {d.authToken, ddlToken}} {
-			var exists bool
-			if err := tx.QueryRow(ctx, tableExistsSQL, t.name).Scan(&exists); err != nil {
+		if d.create {
+			if err := d.createTables(ctx, tx); err != nil {
 				return err
 			}
-			if exists {
-				continue
-			}
-			for _, stmt := range t.ddl {
-				if _, err := tx.Exec(ctx, d.ddl(stmt)); err != nil {
-					return fmt.Errorf("creating table %s: %w", t.name, err)
-				}
-			}
+		}
+		if d.notify {
+			return d.installTriggers(ctx, tx)
 		}
 		return nil
 	})
+}
+
+// createTables creates the schema and the tables that are missing.
+func (d *database) createTables(ctx context.Context, tx pgx.Tx) error {
+	if d.schema != "" {
+		if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS "`+d.schema+`"`); err != nil {
+			return fmt.Errorf("creating schema %s: %w", d.schema, err)
+		}
+	}
+	for _, t := range []struct {
+		name string
+		ddl  []string
+	}{{d.authUser, ddlAuthUser}, {d.authToken, ddlToken}} {
+		var exists bool
+		if err := tx.QueryRow(ctx, tableExistsSQL, t.name).Scan(&exists); err != nil {
+			return err
+		}
+		if exists {
+			continue
+		}
+		for _, stmt := range t.ddl {
+			if _, err := tx.Exec(ctx, d.ddl(stmt)); err != nil {
+				return fmt.Errorf("creating table %s: %w", t.name, err)
+			}
+		}
+	}
+	return nil
 }
 
 // check makes sure both tables are there.
@@ -173,11 +198,16 @@ func (d *database) check(ctx context.Context) error {
 			return err
 		}
 		if !exists {
-			return fmt.Errorf("%w %s (run Django's migrate with rest_framework.authtoken installed, or `caddy token migrate`, or use the create option)",
-				errNoTable, strings.ReplaceAll(table, `"`, ""))
+			return missingTable(table)
 		}
 	}
 	return nil
+}
+
+// missingTable is the error of a table that is not there.
+func missingTable(table string) error {
+	return fmt.Errorf("%w %s (run Django's migrate with rest_framework.authtoken installed, or `caddy token migrate`, or use the create option)",
+		errNoTable, strings.ReplaceAll(table, `"`, ""))
 }
 
 // errNoTable starts the error of a missing table.
@@ -218,11 +248,19 @@ func (d *database) user(ctx context.Context, username string) (store.User, error
 }
 
 func (d *database) deleteKey(ctx context.Context, key string) (bool, error) {
-	tag, err := d.pool.Exec(ctx, d.q(deleteKeySQL), key)
+	var deleted bool
+	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, d.q(deleteKeySQL), key)
+		if err != nil {
+			return err
+		}
+		deleted = tag.RowsAffected() > 0
+		return notifyIf(ctx, tx, deleted)
+	})
 	if err != nil {
 		return false, fmt.Errorf("%w: postgres delete: %v", store.ErrUnavailable, err)
 	}
-	return tag.RowsAffected() > 0, nil
+	return deleted, nil
 }
 
 func (d *database) userID(ctx context.Context, tx pgx.Tx, username string) (int64, error) {
@@ -254,7 +292,7 @@ func (d *database) createToken(ctx context.Context, username string, reset bool)
 		if _, err := tx.Exec(ctx, d.q(insertTokenSQL), key, uid); err != nil {
 			return fmt.Errorf("inserting token: %w", err)
 		}
-		return nil
+		return notifyIf(ctx, tx, true)
 	})
 	if err != nil {
 		return "", err
@@ -270,8 +308,11 @@ func (d *database) deleteToken(ctx context.Context, username string) (bool, erro
 			return err
 		}
 		tag, err := tx.Exec(ctx, d.q(deleteTokenSQL), uid)
+		if err != nil {
+			return err
+		}
 		deleted = tag.RowsAffected() > 0
-		return err
+		return notifyIf(ctx, tx, deleted)
 	})
 	return deleted, err
 }

@@ -1,0 +1,339 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"go.uber.org/zap"
+)
+
+// Changes are pushed to every Caddy sharing the database with
+// LISTEN/NOTIFY on one channel, whatever the schema. The payload is the
+// table's name; receivers flush everything, so it is informational only.
+const (
+	channel        = "token_auth"
+	notifyFunction = "token_auth_notify" // in the store's schema
+	notifyTrigger  = "token_auth_notify" // on each of the two tables
+)
+
+// notifyBody is the trigger function's body, compared with pg_proc.prosrc
+// to leave an identical function alone.
+const notifyBody = `
+BEGIN
+	PERFORM pg_notify('token_auth', TG_TABLE_NAME);
+	RETURN NULL;
+END
+`
+
+// The notify option's DDL and the queries about it, with {notify_fn},
+// {auth_user} and {authtoken_token} where the (possibly schema-qualified)
+// names go.
+const (
+	notifyFunctionSQL = `CREATE OR REPLACE FUNCTION {notify_fn}() RETURNS trigger LANGUAGE plpgsql AS $token_auth$` + notifyBody + `$token_auth$`
+	// Any change to a token can revoke one (or, for an insert, make a
+	// key known that a cache holds as unknown).
+	tokenTriggerSQL = `CREATE TRIGGER "` + notifyTrigger + `" AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {authtoken_token} FOR EACH STATEMENT EXECUTE FUNCTION {notify_fn}()`
+	// Only the columns of an identity: Django's login updates last_login
+	// alone (update_fields), which must not empty every cache. A new user
+	// has no token yet.
+	userTriggerSQL = `CREATE TRIGGER "` + notifyTrigger + `" AFTER UPDATE OF "id", "username", "is_active" OR DELETE OR TRUNCATE ON {auth_user} FOR EACH STATEMENT EXECUTE FUNCTION {notify_fn}()`
+
+	functionSourceSQL = `SELECT coalesce((SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure($1)), '')`
+	triggerExistsSQL  = `SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = '` + notifyTrigger + `' AND NOT tgisinternal)`
+	// triggersPresentSQL: both tables carry an enabled trigger of ours
+	// that runs our function.
+	triggersPresentSQL = `SELECT count(DISTINCT t.tgrelid) = 2 FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid WHERE t.tgrelid IN (to_regclass($1), to_regclass($2)) AND t.tgname = '` + notifyTrigger + `' AND p.proname = '` + notifyFunction + `' AND t.tgenabled <> 'D'`
+
+	// notifySQL is what the store's own writes send, with or without
+	// triggers: in the same transaction and with the same payload as a
+	// trigger's, PostgreSQL delivers one notification, at commit.
+	notifySQL = `SELECT pg_notify('` + channel + `', 'authtoken_token')`
+)
+
+// installTriggers creates the trigger function (replaced only when its
+// body differs) and the triggers that are missing, in tx, which holds the
+// migration lock.
+func (d *database) installTriggers(ctx context.Context, tx pgx.Tx) error {
+	for _, table := range []string{d.authUser, d.authToken} {
+		var exists bool
+		if err := tx.QueryRow(ctx, tableExistsSQL, table).Scan(&exists); err != nil {
+			return err
+		}
+		if !exists {
+			return missingTable(table)
+		}
+	}
+	fn := qualify(d.schema, notifyFunction)
+	var src string
+	if err := tx.QueryRow(ctx, functionSourceSQL, fn+"()").Scan(&src); err != nil {
+		return err
+	}
+	if src != notifyBody {
+		if _, err := tx.Exec(ctx, d.q(notifyFunctionSQL)); err != nil {
+			return fmt.Errorf("creating function %s: %w", fn, err)
+		}
+	}
+	for _, t := range []struct{ table, ddl string }{{d.authToken, tokenTriggerSQL}, {d.authUser, userTriggerSQL}} {
+		var exists bool
+		if err := tx.QueryRow(ctx, triggerExistsSQL, t.table).Scan(&exists); err != nil {
+			return err
+		}
+		if exists {
+			continue
+		}
+		if _, err := tx.Exec(ctx, d.q(t.ddl)); err != nil {
+			return fmt.Errorf("creating trigger %s on %s: %w", notifyTrigger, t.table, err)
+		}
+	}
+	return nil
+}
+
+// triggersPresent tells whether both tables carry token_auth's enabled
+// notification triggers, installed by this store or anyone else.
+func (d *database) triggersPresent(ctx context.Context) (bool, error) {
+	var ok bool
+	err := d.pool.QueryRow(ctx, triggersPresentSQL, d.authUser, d.authToken).Scan(&ok)
+	return ok, err
+}
+
+// notifyIf sends the store's own notification in tx when changed.
+func notifyIf(ctx context.Context, tx pgx.Tx, changed bool) error {
+	if !changed {
+		return nil
+	}
+	_, err := tx.Exec(ctx, notifySQL)
+	return err
+}
+
+// Watch implements store.Watcher. One connection per database (per shared
+// pool) LISTENs on the channel token_auth while anyone watches; flush is
+// called on every notification, and on every gap: when the connection is
+// lost, after each failed attempt to get it back, and once LISTEN works
+// again. pushed is true when the notify option is set or the triggers were
+// found on both tables; without them only the changes made through
+// token_auth itself (logout, `caddy token`) are pushed, not Django's.
+func (s *Postgres) Watch(flush func()) (stop func(), pushed bool) {
+	if s.shared == nil || s.stops == nil {
+		return func() {}, false
+	}
+	stop = s.shared.listener.watch(flush, s.logger, s.secrets)
+	s.stops.add(stop)
+	return stop, s.Notify || s.db.triggers.Load()
+}
+
+// stopList collects the stop functions of a module's watches.
+type stopList struct {
+	mu  sync.Mutex
+	fns []func()
+}
+
+func (l *stopList) add(stop func()) {
+	l.mu.Lock()
+	l.fns = append(l.fns, stop)
+	l.mu.Unlock()
+}
+
+// stopAll stops every watch of the module; nil is an empty list.
+func (l *stopList) stopAll() {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	fns := l.fns
+	l.fns = nil
+	l.mu.Unlock()
+	for _, stop := range fns {
+		stop()
+	}
+}
+
+// The listener's pace: how long it waits for a connection, LISTEN or a
+// ping; how long an idle connection goes unchecked (a connection that
+// died silently would otherwise hide every change); and the backoff
+// between attempts to reconnect.
+const (
+	listenTimeout = 5 * time.Second
+	idleCheck     = 5 * time.Second
+	minBackoff    = 100 * time.Millisecond
+	maxBackoff    = 5 * time.Second
+)
+
+// listener holds a dedicated connection (never a pooled one: a pooled
+// connection must not keep a LISTEN) for one shared pool, while anyone
+// watches.
+type listener struct {
+	config *pgx.ConnConfig // copied for each connection
+
+	mu     sync.Mutex
+	fns    map[uint64]func()
+	next   uint64
+	cancel context.CancelFunc // of the running loop, nil when none runs
+	done   chan struct{}
+	closed bool // the pool is gone
+
+	listens atomic.Int64 // successful LISTENs, for tests
+}
+
+func newListener(config *pgx.ConnConfig) *listener {
+	return &listener{config: config, fns: make(map[uint64]func())}
+}
+
+// watch registers flush and starts the loop if it is not running.
+func (l *listener) watch(flush func(), logger *zap.Logger, secrets []string) (stop func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return func() {}
+	}
+	id := l.next
+	l.next++
+	l.fns[id] = flush
+	if l.cancel == nil {
+		if logger == nil {
+			logger = zap.NewNop()
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		l.cancel, l.done = cancel, make(chan struct{})
+		go l.run(ctx, l.done, logger, secrets)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			delete(l.fns, id)
+			var cancel context.CancelFunc
+			var done chan struct{}
+			if len(l.fns) == 0 {
+				cancel, done = l.cancel, l.done
+				l.cancel, l.done = nil, nil
+			}
+			l.mu.Unlock()
+			if cancel != nil {
+				cancel()
+				<-done
+			}
+		})
+	}
+}
+
+// shutdown stops the loop for good, whoever still watches.
+func (l *listener) shutdown() {
+	l.mu.Lock()
+	l.closed = true
+	clear(l.fns)
+	cancel, done := l.cancel, l.done
+	l.cancel, l.done = nil, nil
+	l.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+}
+
+// flush calls every registered flush.
+func (l *listener) flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, f := range l.fns {
+		f()
+	}
+}
+
+// run keeps a LISTEN going until ctx ends: after any error it flushes
+// (a change may have gone unnoticed), waits, and tries again.
+// Errors are logged scrubbed of secrets.
+func (l *listener) run(ctx context.Context, done chan struct{}, logger *zap.Logger, secrets []string) {
+	defer close(done)
+	backoff := minBackoff
+	failures := 0
+	for {
+		listened, err := l.session(ctx, logger, failures > 0)
+		if ctx.Err() != nil {
+			return
+		}
+		l.flush()
+		if listened {
+			backoff, failures = minBackoff, 0
+		}
+		failures++
+		err = scrubError(err, secrets)
+		if failures == 1 {
+			logger.Warn("postgres store: change notifications interrupted; caches are flushed until they are back",
+				zap.Error(err))
+		} else {
+			logger.Debug("postgres store: change notifications still unavailable",
+				zap.Int("attempt", failures), zap.Error(err))
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// session connects, LISTENs, flushes and then flushes on every
+// notification, until the connection fails or ctx ends. listened reports
+// whether LISTEN succeeded.
+func (l *listener) session(ctx context.Context, logger *zap.Logger, recovering bool) (listened bool, err error) {
+	cctx, cancel := context.WithTimeout(ctx, listenTimeout)
+	conn, err := pgx.ConnectConfig(cctx, l.config.Copy())
+	cancel()
+	if err != nil {
+		return false, fmt.Errorf("connecting: %w", err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = conn.Close(cctx)
+		cancel()
+	}()
+	cctx, cancel = context.WithTimeout(ctx, listenTimeout)
+	_, err = conn.Exec(cctx, `LISTEN "`+channel+`"`)
+	cancel()
+	if err != nil {
+		return false, fmt.Errorf("LISTEN %s: %w", channel, err)
+	}
+	l.listens.Add(1)
+	// Whatever changed before LISTEN took effect went unnoticed.
+	l.flush()
+	if recovering {
+		logger.Info("postgres store: change notifications are back")
+	} else {
+		logger.Debug("postgres store: listening for change notifications", zap.String("channel", channel))
+	}
+	for {
+		wctx, cancel := context.WithTimeout(ctx, idleCheck)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		if n != nil {
+			l.flush()
+		}
+		switch {
+		case ctx.Err() != nil:
+			return true, ctx.Err()
+		case err == nil:
+			continue
+		case !pgconn.Timeout(err) && !errors.Is(err, context.DeadlineExceeded):
+			return true, fmt.Errorf("waiting for notifications: %w", err)
+		}
+		// Idle for a while: make sure the connection still works.
+		pctx, cancel := context.WithTimeout(ctx, listenTimeout)
+		err = conn.Ping(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return true, ctx.Err()
+		}
+		if err != nil {
+			return true, fmt.Errorf("checking the connection: %w", err)
+		}
+	}
+}
