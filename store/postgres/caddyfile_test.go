@@ -45,8 +45,9 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			query_timeout 500ms
 			schema        tokens
 			create
+			notify
 		}`, want: Postgres{DSN: "postgres://django@db/app", MaxConns: 8,
-			QueryTimeout: caddy.Duration(500 * time.Millisecond), Schema: "tokens", Create: true}},
+			QueryTimeout: caddy.Duration(500 * time.Millisecond), Schema: "tokens", Create: true, Notify: true}},
 		{name: "two arguments", input: `postgres a b`, wantErr: "wrong argument count"},
 		{name: "unknown option", input: "postgres x {\n bogus 1\n}", wantErr: "unrecognized postgres store option 'bogus'"},
 		{name: "max_conns not a number", input: "postgres x {\n max_conns many\n}", wantErr: "max_conns must be a positive integer"},
@@ -56,6 +57,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "schema with quote", input: "postgres x {\n schema `a\"b`\n}", wantErr: "not a plain SQL identifier"},
 		{name: "schema with semicolon", input: "postgres x {\n schema \"a;drop\"\n}", wantErr: "not a plain SQL identifier"},
 		{name: "create with argument", input: "postgres x {\n create yes\n}", wantErr: "wrong argument count"},
+		{name: "notify with argument", input: "postgres x {\n notify yes\n}", wantErr: "wrong argument count"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,11 +80,11 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 }
 
 func TestJSONFieldNames(t *testing.T) {
-	b, err := json.Marshal(Postgres{DSN: "d", MaxConns: 3, QueryTimeout: caddy.Duration(time.Second), Schema: "s", Create: true})
+	b, err := json.Marshal(Postgres{DSN: "d", MaxConns: 3, QueryTimeout: caddy.Duration(time.Second), Schema: "s", Create: true, Notify: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"dsn":"d","max_conns":3,"query_timeout":1000000000,"schema":"s","create":true}`
+	want := `{"dsn":"d","max_conns":3,"query_timeout":1000000000,"schema":"s","create":true,"notify":true}`
 	if string(b) != want {
 		t.Errorf("JSON = %s, want %s", b, want)
 	}
