@@ -180,12 +180,27 @@ func tokenListCmd() *cobra.Command {
 }
 
 func tokenMigrateCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "migrate",
+	c := &cobra.Command{
+		Use:   "migrate [--notify]",
 		Short: "Creates Django's auth_user and authtoken_token tables where missing",
-		Args:  cobra.NoArgs,
+		Long: `
+Creates Django's auth_user and authtoken_token tables where they are
+missing, and never changes tables that exist.
+
+With --notify (PostgreSQL only), also installs where missing the trigger
+function token_auth_notify and statement-level triggers on both tables
+that NOTIFY token_auth of every change, so that each Caddy sharing the
+database drops its cached lookups at once, whoever made the change
+(Django included).
+`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(cmd, true, func(ctx context.Context, s store.Store) error {
+			notify, _ := cmd.Flags().GetBool("notify")
+			set := map[string]any{"create": true}
+			if notify {
+				set["notify"] = true
+			}
+			return withStoreSet(cmd, set, func(ctx context.Context, s store.Store) error {
 				// A store that could not reach its database at start
 				// creates the tables on first contact: make that now,
 				// or fail.
@@ -193,10 +208,15 @@ func tokenMigrateCmd() *cobra.Command {
 					return err
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), "Tables auth_user and authtoken_token are in place")
+				if notify {
+					fmt.Fprintln(cmd.OutOrStdout(), "Triggers token_auth_notify on auth_user and authtoken_token are in place")
+				}
 				return nil
 			})
 		},
 	}
+	c.Flags().Bool("notify", false, "also install the triggers that push changes to every Caddy (PostgreSQL only)")
+	return c
 }
 
 // printToken prints drf_create_token's line, or its error.
@@ -260,16 +280,31 @@ type storeHolder struct {
 // withStore opens the store the flags name, runs f, and closes it. With
 // create, missing tables are created (the store's create option).
 func withStore(cmd *cobra.Command, create bool, f func(context.Context, store.Store) error) error {
+	var set map[string]any
+	if create {
+		set = map[string]any{"create": true}
+	}
+	return withStoreSet(cmd, set, f)
+}
+
+// withStoreSet is withStore with the store's options in set overridden.
+// Only a postgres store has the notify option.
+func withStoreSet(cmd *cobra.Command, set map[string]any, f func(context.Context, store.Store) error) error {
 	raw, err := storeConfig(cmd)
 	if err != nil {
 		return err
 	}
-	if create {
+	if len(set) > 0 {
 		var m map[string]any
 		if err := json.Unmarshal(raw, &m); err != nil {
 			return err
 		}
-		m["create"] = true
+		if _, ok := set["notify"]; ok && m["kind"] != "postgres" {
+			return fmt.Errorf("--notify: only a postgres store has triggers (a %v store notices changes by itself)", m["kind"])
+		}
+		for k, v := range set {
+			m[k] = v
+		}
 		raw, _ = json.Marshal(m)
 	}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
