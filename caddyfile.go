@@ -2,6 +2,7 @@ package tokenauth
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -52,6 +53,13 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		}
 //		logout <path>                  # POST deletes the caller's token: 204
 //		failure_throttle <rate>        # per client IP, for refused tokens
+//		cache off
+//		cache {
+//			ttl          <duration>    # default 30s with pushed changes, else 5s
+//			negative_ttl <duration>    # default 5s
+//			size         <entries>     # default 100000
+//		}
+//		key_format hex40|any           # default hex40
 //	}
 func (h *TokenAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
@@ -117,6 +125,33 @@ func (h *TokenAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if d.NextArg() {
 				return d.ArgErr()
 			}
+		case "cache":
+			if h.Cache != nil {
+				return d.Err("cache already specified")
+			}
+			h.Cache = new(Cache)
+			if d.NextArg() {
+				if d.Val() != "off" {
+					return d.Errf("cache %q: want off, or a block", d.Val())
+				}
+				h.Cache.Off = true
+				if d.NextArg() {
+					return d.ArgErr()
+				}
+			}
+			if err := h.Cache.unmarshalBlock(d); err != nil {
+				return err
+			}
+		case "key_format":
+			if !d.Args(&h.KeyFormat) {
+				return d.ArgErr()
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			if h.KeyFormat != "hex40" && h.KeyFormat != "any" {
+				return d.Errf("key_format %q: want hex40 or any", h.KeyFormat)
+			}
 		case "failure_throttle":
 			if !d.Args(&h.FailureThrottle) {
 				return d.ArgErr()
@@ -129,6 +164,40 @@ func (h *TokenAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		default:
 			return d.Errf("unrecognized token_auth option '%s'", d.Val())
+		}
+	}
+	return nil
+}
+
+// unmarshalBlock reads the block after `cache`.
+func (c *Cache) unmarshalBlock(d *caddyfile.Dispenser) error {
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if !d.NextArg() {
+			return d.ArgErr()
+		}
+		switch opt {
+		case "ttl", "negative_ttl":
+			dur, err := caddy.ParseDuration(d.Val())
+			if err != nil || dur <= 0 {
+				return d.Errf("%s %q: want a positive duration", opt, d.Val())
+			}
+			if opt == "ttl" {
+				c.TTL = caddy.Duration(dur)
+			} else {
+				c.NegativeTTL = caddy.Duration(dur)
+			}
+		case "size":
+			n, err := strconv.Atoi(d.Val())
+			if err != nil || n <= 0 {
+				return d.Errf("size %q: want a positive number of entries", d.Val())
+			}
+			c.Size = n
+		default:
+			return d.Errf("unrecognized cache option '%s'", opt)
+		}
+		if d.NextArg() {
+			return d.ArgErr()
 		}
 	}
 	return nil

@@ -493,6 +493,9 @@ func (h *TokenAuth) serveLogout(w http.ResponseWriter, r *http.Request, key stri
 	if _, err := h.store.DeleteKey(ctx, key); err != nil {
 		return h.unavailable(w, err)
 	}
+	if h.cache != nil {
+		h.cache.forget(key)
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

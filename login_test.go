@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -221,6 +222,8 @@ func TestLoginBodyLimit(t *testing.T) {
 
 func TestLoginThrottle(t *testing.T) {
 	f := loginFixture(t, &Login{Path: "/login", Throttle: "3/min"}, nil)
+	frozen := time.Now()
+	f.h.Login.throttle.now = func() time.Time { return frozen }
 	for i := 1; i <= 3; i++ {
 		if r := f.send(t, http.MethodPost, "/login", jsonCT, `{"username":"alice","password":"x"}`); r.code != 400 {
 			t.Fatalf("request %d: %d %s", i, r.code, r.body)

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -77,7 +78,21 @@ type TokenAuth struct {
 	// the window frees up, without a store query. Default: none.
 	FailureThrottle string `json:"failure_throttle,omitempty"`
 
+	// Cache keeps lookups in memory. Default: on, with the defaults of
+	// Cache; {"off": true} queries the store on every request.
+	Cache *Cache `json:"cache,omitempty"`
+
+	// KeyFormat is what a key must look like to be looked up: "hex40"
+	// (40 lowercase hex characters, as DRF generates keys) answers any
+	// other key "Invalid token." without a store query; "any" looks up
+	// every key, as DRF does, for databases with custom keys. Default:
+	// "hex40".
+	KeyFormat string `json:"key_format,omitempty"`
+
 	store     store.Store
+	cache     *tokenCache
+	stopWatch func()
+	anyKey    bool
 	failures  *throttle
 	hashSlots chan struct{}
 	status    int
@@ -115,6 +130,13 @@ func (h *TokenAuth) Provision(ctx caddy.Context) error {
 	if h.StoreRaw == nil {
 		h.StoreRaw = defaultStore
 	}
+	switch h.KeyFormat {
+	case "", "hex40":
+	case "any":
+		h.anyKey = true
+	default:
+		return fmt.Errorf("key_format %q: want hex40 or any", h.KeyFormat)
+	}
 	mod, err := ctx.LoadModule(h, "StoreRaw")
 	if err != nil {
 		return fmt.Errorf("loading token store: %w", err)
@@ -124,6 +146,52 @@ func (h *TokenAuth) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("token store module %T is not a store.Store", mod)
 	}
 	h.store = s
+	return h.provisionCache()
+}
+
+// provisionCache sets up the cache and subscribes it to the store's
+// changes.
+func (h *TokenAuth) provisionCache() error {
+	c := h.Cache
+	if c == nil {
+		c = new(Cache)
+	}
+	if c.Off {
+		return nil
+	}
+	if c.TTL < 0 || c.NegativeTTL < 0 || c.Size < 0 {
+		return fmt.Errorf("cache: ttl, negative_ttl and size must not be negative")
+	}
+	size := c.Size
+	if size == 0 {
+		size = defaultCacheSize
+	}
+	negTTL := time.Duration(c.NegativeTTL)
+	if negTTL == 0 {
+		negTTL = defaultNegativeTTL
+	}
+	h.cache = newTokenCache(defaultPolledTTL, negTTL, size)
+	pushed := false
+	if w, ok := h.store.(store.Watcher); ok {
+		h.stopWatch, pushed = w.Watch(h.cache.flush)
+	}
+	ttl := time.Duration(c.TTL)
+	switch {
+	case ttl > 0:
+	case pushed:
+		ttl = defaultPushedTTL
+	default:
+		ttl = defaultPolledTTL
+	}
+	h.cache.ttl = int64(ttl)
+	return nil
+}
+
+// Cleanup stops the cache's subscription to the store.
+func (h *TokenAuth) Cleanup() error {
+	if h.stopWatch != nil {
+		h.stopWatch()
+	}
 	return nil
 }
 
@@ -207,6 +275,11 @@ func (h *TokenAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		return nil
 	}
 
+	if !h.anyKey && !isHex40(key) {
+		h.failed(r)
+		writeDRFError(w, h.status, h.challenge, &errInvalidToken)
+		return nil
+	}
 	if h.failures != nil {
 		if wait := h.failures.wait(clientIP(r)); wait > 0 {
 			detail, retry := throttledDetail(wait)
@@ -215,7 +288,7 @@ func (h *TokenAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 			return nil
 		}
 	}
-	id, err := h.store.Lookup(r.Context(), key)
+	id, err := h.lookup(r, key)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			h.failed(r)
@@ -224,15 +297,15 @@ func (h *TokenAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		}
 		return h.unavailable(w, err)
 	}
-	if !id.Active {
+	if !id.active() {
 		h.failed(r)
 		writeDRFError(w, h.status, h.challenge, &errInactive)
 		return nil
 	}
 
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	repl.Set("http.auth.user.id", id.ID)
-	repl.Set("http.auth.user.username", id.Username)
+	repl.Set("http.auth.user.id", id.idAny)
+	repl.Set("http.auth.user.username", id.nameAny)
 	switch {
 	case onLogin:
 		return h.serveLogin(w, r, indent)
@@ -240,6 +313,30 @@ func (h *TokenAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		return h.serveLogout(w, r, key)
 	}
 	return next.ServeHTTP(w, r)
+}
+
+// lookup asks the cache, or the store when the cache is off.
+func (h *TokenAuth) lookup(r *http.Request, key string) (cachedIdentity, error) {
+	if h.cache != nil {
+		return h.cache.lookup(r.Context(), h.store, key)
+	}
+	id, err := h.store.Lookup(r.Context(), key)
+	return newCachedIdentity(id), err
+}
+
+// isHex40 reports whether key is 40 lowercase hex characters, the only
+// keys DRF generates.
+func isHex40(key string) bool {
+	if len(key) != 40 {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // failed counts a refused token against the client's failure budget.
@@ -265,5 +362,6 @@ func anonymous(r *http.Request) {
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*TokenAuth)(nil)
+	_ caddy.CleanerUpper          = (*TokenAuth)(nil)
 	_ caddyhttp.MiddlewareHandler = (*TokenAuth)(nil)
 )

@@ -1,0 +1,229 @@
+package tokenauth
+
+import (
+	"context"
+	"errors"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/tokenauth/caddy-tokenauth/store"
+)
+
+// Cache configures the in-process cache of lookups.
+type Cache struct {
+	// Off disables the cache: every request queries the store, as DRF
+	// does.
+	Off bool `json:"off,omitempty"`
+
+	// TTL is how long a found identity is trusted without asking the
+	// store again. Where the store pushes changes (PostgreSQL with the
+	// notify triggers, SQLite watching its file) a change flushes the
+	// cache at once, and TTL only bounds staleness if a push is lost.
+	// Default: 30s where changes are pushed, 5s where they are not.
+	TTL caddy.Duration `json:"ttl,omitempty"`
+
+	// NegativeTTL is how long an unknown key is remembered as unknown.
+	// Default: 5s.
+	NegativeTTL caddy.Duration `json:"negative_ttl,omitempty"`
+
+	// Size bounds the identities kept. Unknown keys are bounded apart, by
+	// the same number, so a flood of random keys never evicts a valid
+	// entry. Default: 100000.
+	Size int `json:"size,omitempty"`
+}
+
+// Cache defaults.
+const (
+	defaultPushedTTL   = 30 * time.Second
+	defaultPolledTTL   = 5 * time.Second
+	defaultNegativeTTL = 5 * time.Second
+	defaultCacheSize   = 100_000
+	cacheShards        = 64
+)
+
+// cachedIdentity is a found identity, its placeholder values boxed once so
+// that setting them on a request allocates nothing.
+type cachedIdentity struct {
+	idAny   any // the user id, a string
+	nameAny any // the username, a string
+	// expiry in unix nanoseconds with its lowest bit replaced by
+	// is_active: one word instead of two keeps an entry under 256 bytes.
+	expActive int64
+}
+
+func newCachedIdentity(id store.Identity) cachedIdentity {
+	ci := cachedIdentity{idAny: id.ID, nameAny: id.Username}
+	if id.Active {
+		ci.expActive = 1
+	}
+	return ci
+}
+
+func (ci *cachedIdentity) active() bool   { return ci.expActive&1 == 1 }
+func (ci *cachedIdentity) expires() int64 { return ci.expActive &^ 1 }
+
+type cacheShard struct {
+	mu  sync.RWMutex
+	pos map[string]cachedIdentity
+	neg map[string]int64 // key → expiry, unix nanoseconds
+	_   [40]byte         // keep shards on separate cache lines
+}
+
+// tokenCache is a sharded map of lookups, with separate bounds for found
+// and unknown keys, and one store query for concurrent misses of a key.
+//
+// A sharded map beats an LRU here: a hit takes only a shard's read lock
+// (an LRU must write to move the entry), eviction is random (map order),
+// which an attacker cannot steer, and entries are small values in place.
+type tokenCache struct {
+	shards      [cacheShards]cacheShard
+	seed        maphash.Seed
+	ttl, negTTL int64
+	maxPos      int // per shard
+	maxNeg      int // per shard
+	gen         atomic.Uint64
+	flight      singleflight.Group
+	now         func() int64
+}
+
+func newTokenCache(ttl, negTTL time.Duration, size int) *tokenCache {
+	perShard := max(size/cacheShards, 1)
+	c := &tokenCache{
+		seed:   maphash.MakeSeed(),
+		ttl:    int64(ttl),
+		negTTL: int64(negTTL),
+		maxPos: perShard,
+		maxNeg: perShard,
+		now:    func() int64 { return time.Now().UnixNano() },
+	}
+	for i := range c.shards {
+		c.shards[i].pos = make(map[string]cachedIdentity)
+		c.shards[i].neg = make(map[string]int64)
+	}
+	return c
+}
+
+func (c *tokenCache) shard(key string) *cacheShard {
+	return &c.shards[maphash.String(c.seed, key)%cacheShards]
+}
+
+// get returns a cached answer for key: an identity (found) or an unknown
+// key (found, with ok false for the identity).
+func (c *tokenCache) get(key string) (ci cachedIdentity, known, found bool) {
+	s := c.shard(key)
+	now := c.now()
+	s.mu.RLock()
+	ci, found = s.pos[key]
+	if found && ci.expires() > now {
+		s.mu.RUnlock()
+		return ci, true, true
+	}
+	exp, neg := s.neg[key]
+	s.mu.RUnlock()
+	if neg && exp > now {
+		return cachedIdentity{}, true, false
+	}
+	return cachedIdentity{}, false, false
+}
+
+// lookup answers from the cache or asks the store once for all
+// concurrent requests for key.
+func (c *tokenCache) lookup(ctx context.Context, st store.Store, key string) (cachedIdentity, error) {
+	if ci, known, found := c.get(key); known {
+		if !found {
+			return cachedIdentity{}, store.ErrNotFound
+		}
+		return ci, nil
+	}
+	v, err, _ := c.flight.Do(key, func() (any, error) {
+		gen := c.gen.Load()
+		// The request that leads may go away; the others still wait for
+		// the answer, which the store's own timeout bounds.
+		id, err := st.Lookup(context.WithoutCancel(ctx), key)
+		switch {
+		case err == nil:
+			ci := newCachedIdentity(id)
+			c.put(key, gen, &ci)
+			return ci, nil
+		case errors.Is(err, store.ErrNotFound):
+			c.put(key, gen, nil)
+		}
+		return cachedIdentity{}, err
+	})
+	if err != nil {
+		return cachedIdentity{}, err
+	}
+	return v.(cachedIdentity), nil
+}
+
+// put stores an answer found when the cache was at generation gen; an
+// answer that raced with a flush is dropped.
+func (c *tokenCache) put(key string, gen uint64, ci *cachedIdentity) {
+	s := c.shard(key)
+	now := c.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.gen.Load() != gen {
+		return
+	}
+	if ci == nil {
+		if _, ok := s.neg[key]; !ok && len(s.neg) >= c.maxNeg {
+			evictOne(s.neg)
+		}
+		s.neg[key] = now + c.negTTL
+		return
+	}
+	if _, ok := s.pos[key]; !ok && len(s.pos) >= c.maxPos {
+		evictOne(s.pos)
+	}
+	ci.expActive = (now+c.ttl)&^1 | ci.expActive&1
+	s.pos[key] = *ci
+	delete(s.neg, key)
+}
+
+// evictOne deletes one entry; Go's map order makes it a random one.
+func evictOne[V any](m map[string]V) {
+	for k := range m {
+		delete(m, k)
+		return
+	}
+}
+
+// flush forgets everything, and anything being looked up right now.
+func (c *tokenCache) flush() {
+	c.gen.Add(1)
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		clear(s.pos)
+		clear(s.neg)
+		s.mu.Unlock()
+	}
+}
+
+// forget drops one key (logout), and any lookup of it in flight.
+func (c *tokenCache) forget(key string) {
+	c.gen.Add(1)
+	s := c.shard(key)
+	s.mu.Lock()
+	delete(s.pos, key)
+	delete(s.neg, key)
+	s.mu.Unlock()
+}
+
+// len reports the entries kept, found and unknown.
+func (c *tokenCache) len() (pos, neg int) {
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.RLock()
+		pos += len(s.pos)
+		neg += len(s.neg)
+		s.mu.RUnlock()
+	}
+	return pos, neg
+}

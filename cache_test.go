@@ -1,0 +1,293 @@
+package tokenauth
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/tokenauth/caddy-tokenauth/store"
+)
+
+// countingStore counts lookups and can slow them down.
+type countingStore struct {
+	store.Store
+	lookups atomic.Int64
+	delay   time.Duration
+}
+
+func (c *countingStore) Lookup(ctx context.Context, key string) (store.Identity, error) {
+	c.lookups.Add(1)
+	if c.delay > 0 {
+		time.Sleep(c.delay)
+	}
+	return c.Store.Lookup(ctx, key)
+}
+
+func withCounter(f *fixture, delay time.Duration) *countingStore {
+	c := &countingStore{Store: f.h.store, delay: delay}
+	f.h.store = c
+	return c
+}
+
+func randomKey(i int) string { return fmt.Sprintf("%040x", i+1) }
+
+func TestMalformedKeysCostNoQuery(t *testing.T) {
+	f := newFixture(t, nil, nil)
+	c := withCounter(f, 0)
+	for _, k := range []string{"abc", "ABCDEF0123456789ABCDEF0123456789ABCDEF01", f.alice + "0", f.alice[:39], "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"} {
+		if r := f.do(t, "Token "+k); r.code != 401 || r.body != `{"detail":"Invalid token."}` {
+			t.Fatalf("%q: %+v", k, r)
+		}
+	}
+	if n := c.lookups.Load(); n != 0 {
+		t.Fatalf("%d store queries for malformed keys", n)
+	}
+}
+
+func TestKeyFormatAnyLooksUpEveryKey(t *testing.T) {
+	f := newFixture(t, func(h *TokenAuth) { h.KeyFormat = "any" }, nil)
+	c := withCounter(f, 0)
+	if r := f.do(t, "Token abcd1234"); r.code != 401 || r.body != `{"detail":"Invalid token."}` {
+		t.Fatalf("%+v", r)
+	}
+	if c.lookups.Load() != 1 {
+		t.Fatalf("%d lookups, want 1", c.lookups.Load())
+	}
+}
+
+func TestRandomKeysCostOneQueryEachPerNegativeTTL(t *testing.T) {
+	f := newFixture(t, nil, nil)
+	c := withCounter(f, 0)
+	const n = 500
+	for round := 0; round < 3; round++ {
+		for i := 0; i < n; i++ {
+			if r := f.do(t, "Token "+randomKey(i)); r.code != 401 {
+				t.Fatalf("%+v", r)
+			}
+		}
+	}
+	if got := c.lookups.Load(); got != n {
+		t.Fatalf("%d queries for %d random keys sent 3 times, want %d", got, n, n)
+	}
+}
+
+func TestConcurrentMissesMakeOneQuery(t *testing.T) {
+	f := newFixture(t, nil, nil)
+	c := withCounter(f, 50*time.Millisecond)
+	var wg sync.WaitGroup
+	codes := make([]int, 50)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i] = f.do(t, "Token "+f.alice).code
+		}()
+	}
+	wg.Wait()
+	for i, code := range codes {
+		if code != 200 {
+			t.Fatalf("request %d: %d", i, code)
+		}
+	}
+	if n := c.lookups.Load(); n != 1 {
+		t.Fatalf("%d queries for 50 concurrent misses of one key", n)
+	}
+}
+
+func TestFlushDropsAnAnswerInFlight(t *testing.T) {
+	f := newFixture(t, nil, nil)
+	c := withCounter(f, 100*time.Millisecond)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.do(t, "Token "+f.alice)
+	}()
+	time.Sleep(30 * time.Millisecond)
+	f.h.cache.flush()
+	<-done
+	if _, known, _ := f.h.cache.get(f.alice); known {
+		t.Fatal("an answer read before the flush was cached after it")
+	}
+	f.do(t, "Token "+f.alice)
+	if c.lookups.Load() != 2 {
+		t.Fatalf("%d lookups, want 2", c.lookups.Load())
+	}
+}
+
+func TestRandomKeyFloodDoesNotEvictValidEntries(t *testing.T) {
+	f := newFixture(t, func(h *TokenAuth) { h.Cache = &Cache{Size: 6400} }, nil)
+	c := withCounter(f, 0)
+	f.do(t, "Token "+f.alice)
+	for i := 0; i < 20_000; i++ {
+		f.do(t, "Token "+randomKey(i))
+	}
+	pos, neg := f.h.cache.len()
+	if neg > 6400 || pos != 1 {
+		t.Fatalf("cache holds %d found and %d unknown keys", pos, neg)
+	}
+	before := c.lookups.Load()
+	if r := f.do(t, "Token "+f.alice); r.code != 200 {
+		t.Fatalf("%+v", r)
+	}
+	if c.lookups.Load() != before {
+		t.Fatal("the valid entry was evicted by the flood")
+	}
+}
+
+func TestCacheEntriesExpire(t *testing.T) {
+	f := newFixture(t, func(h *TokenAuth) {
+		h.Cache = &Cache{TTL: caddy.Duration(time.Minute), NegativeTTL: caddy.Duration(10 * time.Second)}
+	}, nil)
+	c := withCounter(f, 0)
+	now := time.Now().UnixNano()
+	f.h.cache.now = func() int64 { return now }
+	f.do(t, "Token "+f.alice)
+	f.do(t, "Token "+randomKey(1))
+	now += int64(30 * time.Second) // past negative_ttl, within ttl
+	f.do(t, "Token "+f.alice)
+	f.do(t, "Token "+randomKey(1))
+	if c.lookups.Load() != 3 {
+		t.Fatalf("%d lookups, want 3", c.lookups.Load())
+	}
+	now += int64(time.Minute)
+	f.do(t, "Token "+f.alice)
+	if c.lookups.Load() != 4 {
+		t.Fatalf("%d lookups after ttl, want 4", c.lookups.Load())
+	}
+}
+
+func TestCacheOffQueriesEveryTime(t *testing.T) {
+	f := newFixture(t, func(h *TokenAuth) { h.Cache = &Cache{Off: true} }, nil)
+	c := withCounter(f, 0)
+	for i := 0; i < 3; i++ {
+		if r := f.do(t, "Token "+f.alice); r.code != 200 {
+			t.Fatalf("%+v", r)
+		}
+	}
+	if c.lookups.Load() != 3 {
+		t.Fatalf("%d lookups, want 3", c.lookups.Load())
+	}
+}
+
+// A token Django deletes, or a user it deactivates, in the same SQLite
+// file stops working at once although the cache held it.
+func TestChangesByAnotherProcessReachTheCache(t *testing.T) {
+	f := newFixture(t, nil, nil)
+	if r := f.do(t, "Token "+f.alice); r.code != 200 {
+		t.Fatalf("%+v", r)
+	}
+	db, err := sql.Open("sqlite", f.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, change := range []struct {
+		sql  string
+		want string
+	}{
+		{`UPDATE auth_user SET is_active = 0 WHERE username = 'alice'`, `{"detail":"User inactive or deleted."}`},
+		{`DELETE FROM authtoken_token`, `{"detail":"Invalid token."}`},
+	} {
+		start := time.Now()
+		if _, err := db.Exec(change.sql); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			r := f.do(t, "Token "+f.alice)
+			if r.body == change.want {
+				t.Logf("%s: refused after %v", change.sql, time.Since(start))
+				break
+			}
+			if time.Since(start) > time.Second {
+				t.Fatalf("%s: still %d %s after 1s", change.sql, r.code, r.body)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		if el := time.Since(start); el > 100*time.Millisecond {
+			t.Errorf("%s took %v, over 100ms", change.sql, el)
+		}
+	}
+}
+
+func TestCacheHitAllocatesNothing(t *testing.T) {
+	f := newFixture(t, nil, nil)
+	req, rec, next := hitRequest(f)
+	if err := f.h.ServeHTTP(rec, req, next); err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(200, func() {
+		if err := f.h.ServeHTTP(rec, req, next); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("a cache hit allocates %v times", allocs)
+	}
+}
+
+func hitRequest(f *fixture) (*http.Request, *httptest.ResponseRecorder, caddyhttp.Handler) {
+	req := httptest.NewRequest(http.MethodGet, "/api/", nil)
+	req.Header.Set("Authorization", "Token "+f.alice)
+	rec := httptest.NewRecorder()
+	req = caddyhttp.PrepareRequest(req, caddy.NewReplacer(), rec, nil)
+	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+	return req, rec, next
+}
+
+// BenchmarkServeHTTPCacheHit is the whole auth step for a known token.
+func BenchmarkServeHTTPCacheHit(b *testing.B) {
+	f := newFixture(b, nil, nil)
+	req, rec, next := hitRequest(f)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := f.h.ServeHTTP(rec, req, next); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkServeHTTPCacheHitParallel(b *testing.B) {
+	f := newFixture(b, nil, nil)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		req, rec, next := hitRequest(f)
+		for pb.Next() {
+			if err := f.h.ServeHTTP(rec, req, next); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkCacheMemoryPerEntry fills a cache with 1,000,000 identities and
+// reports the heap bytes each one costs.
+func BenchmarkCacheMemoryPerEntry(b *testing.B) {
+	const n = 1_000_000
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		c := newTokenCache(time.Minute, time.Minute, n)
+		for i := 0; i < n; i++ {
+			key := randomKey(i)
+			id := store.Identity{ID: fmt.Sprint(i + 1), Username: fmt.Sprintf("user%07d", i), Active: true}
+			ci := newCachedIdentity(id)
+			c.put(key, 0, &ci)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		pos, _ := c.len()
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(pos), "bytes/entry")
+		runtime.KeepAlive(c)
+	}
+}
