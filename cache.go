@@ -1,8 +1,10 @@
 package tokenauth
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
@@ -226,4 +228,72 @@ func (c *tokenCache) len() (pos, neg int) {
 		s.mu.RUnlock()
 	}
 	return pos, neg
+}
+
+// caches shares one cache between the handlers of a config, and across
+// config reloads, that use the same store with the same cache settings; so
+// a logout on one route is forgotten on all of them.
+var caches = caddy.NewUsagePool()
+
+func (c *tokenCache) Destruct() error { return nil }
+
+// provisionCache sets up the handler's cache and subscribes it to the
+// store's changes.
+func (h *TokenAuth) provisionCache(storeKey string) error {
+	c := h.Cache
+	if c == nil {
+		c = new(Cache)
+	}
+	if c.Off {
+		return nil
+	}
+	if c.TTL < 0 || c.NegativeTTL < 0 || c.Size < 0 {
+		return fmt.Errorf("cache: ttl, negative_ttl and size must not be negative")
+	}
+	size := cmp.Or(c.Size, defaultCacheSize)
+	negTTL := cmp.Or(time.Duration(c.NegativeTTL), defaultNegativeTTL)
+	w, watched := h.store.(store.Watcher)
+	// Each handler subscribes through its own store module, so the shared
+	// cache stays subscribed while any of its users lives.
+	pushed := false
+	var target atomic.Pointer[tokenCache] // set once the cache exists
+	if watched {
+		h.stopWatch, pushed = w.Watch(func() {
+			if c := target.Load(); c != nil {
+				c.flush()
+			}
+		})
+	}
+	ttl := time.Duration(c.TTL)
+	switch {
+	case ttl > 0:
+	case pushed:
+		ttl = defaultPushedTTL
+	default:
+		ttl = defaultPolledTTL
+	}
+	h.cacheKey = fmt.Sprintf("%s\x00%d\x00%d\x00%d", storeKey, ttl, negTTL, size)
+	v, _, err := caches.LoadOrNew(h.cacheKey, func() (caddy.Destructor, error) {
+		return newTokenCache(ttl, negTTL, size), nil
+	})
+	if err != nil {
+		return err
+	}
+	h.cache = v.(*tokenCache)
+	target.Store(h.cache)
+	// Changes made before the subscription could have been missed.
+	h.cache.flush()
+	return nil
+}
+
+// Cleanup stops the cache's subscription and releases the shared cache.
+func (h *TokenAuth) Cleanup() error {
+	if h.stopWatch != nil {
+		h.stopWatch()
+	}
+	if h.cacheKey != "" {
+		_, err := caches.Delete(h.cacheKey)
+		return err
+	}
+	return nil
 }

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -91,6 +90,7 @@ type TokenAuth struct {
 
 	store     store.Store
 	cache     *tokenCache
+	cacheKey  string
 	stopWatch func()
 	anyKey    bool
 	failures  *throttle
@@ -137,6 +137,7 @@ func (h *TokenAuth) Provision(ctx caddy.Context) error {
 	default:
 		return fmt.Errorf("key_format %q: want hex40 or any", h.KeyFormat)
 	}
+	storeKey := string(h.StoreRaw) // LoadModule clears it
 	mod, err := ctx.LoadModule(h, "StoreRaw")
 	if err != nil {
 		return fmt.Errorf("loading token store: %w", err)
@@ -146,53 +147,7 @@ func (h *TokenAuth) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("token store module %T is not a store.Store", mod)
 	}
 	h.store = s
-	return h.provisionCache()
-}
-
-// provisionCache sets up the cache and subscribes it to the store's
-// changes.
-func (h *TokenAuth) provisionCache() error {
-	c := h.Cache
-	if c == nil {
-		c = new(Cache)
-	}
-	if c.Off {
-		return nil
-	}
-	if c.TTL < 0 || c.NegativeTTL < 0 || c.Size < 0 {
-		return fmt.Errorf("cache: ttl, negative_ttl and size must not be negative")
-	}
-	size := c.Size
-	if size == 0 {
-		size = defaultCacheSize
-	}
-	negTTL := time.Duration(c.NegativeTTL)
-	if negTTL == 0 {
-		negTTL = defaultNegativeTTL
-	}
-	h.cache = newTokenCache(defaultPolledTTL, negTTL, size)
-	pushed := false
-	if w, ok := h.store.(store.Watcher); ok {
-		h.stopWatch, pushed = w.Watch(h.cache.flush)
-	}
-	ttl := time.Duration(c.TTL)
-	switch {
-	case ttl > 0:
-	case pushed:
-		ttl = defaultPushedTTL
-	default:
-		ttl = defaultPolledTTL
-	}
-	h.cache.ttl = int64(ttl)
-	return nil
-}
-
-// Cleanup stops the cache's subscription to the store.
-func (h *TokenAuth) Cleanup() error {
-	if h.stopWatch != nil {
-		h.stopWatch()
-	}
-	return nil
+	return h.provisionCache(storeKey)
 }
 
 // provisionLogin checks the login, logout and throttle settings.
