@@ -160,7 +160,7 @@ func (h *TokenAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			if _, err := parseRate(h.FailureThrottle); err != nil {
-				return d.Err(err.Error())
+				return d.Errf("failure_throttle: %v", err)
 			}
 		default:
 			return d.Errf("unrecognized token_auth option '%s'", d.Val())
@@ -212,7 +212,7 @@ func (l *Login) unmarshalBlock(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			if _, err := parseRate(l.Throttle); err != nil {
-				return d.Err(err.Error())
+				return d.Errf("throttle: %v", err)
 			}
 		case "max_body":
 			if !d.NextArg() {
