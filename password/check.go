@@ -16,11 +16,14 @@ import (
 // unsalted_md5 and unsalted_sha1. Derived keys and re-encoded values are
 // compared in constant time.
 //
-// An unusable ("!"-prefixed), empty, malformed or unsupported value, or one
-// whose cost parameters exceed this package's limits (see the limits type),
-// never matches; like Django since 4.2.14 (CVE-2024-39329), Check then
-// still spends one default-hasher run so that the answer takes as long as a
-// real check. A wrong password against a pbkdf2_sha256 value with fewer
+// An unusable ("!"-prefixed), empty, malformed or unsupported value (crypt,
+// argon2d, argon2 version 16) never matches, nor does one whose cost
+// exceeds a limit that keeps a hostile stored value to seconds and at most
+// 1 GiB: pbkdf2 iterations ≤ 10,000,000; bcrypt cost ≤ 16; scrypt N ≤ 2^20,
+// N·r·p ≤ 2^24, 128·r·(N+p) ≤ 256 MiB; argon2 m ≤ 1 GiB, t ≤ 100, p ≤ 255,
+// m·t ≤ 4 GiB, hash ≤ 1024 bytes. In those cases, like Django since
+// 4.2.14 (CVE-2024-39329), Check still spends one default-hasher run (on a
+// random password) so that the answer takes as long as a real check. A wrong password against a pbkdf2_sha256 value with fewer
 // than DefaultIterations spends the missing iterations, as Django's
 // harden_runtime does.
 //
