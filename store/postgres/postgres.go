@@ -198,7 +198,6 @@ func (s *Postgres) provision(ctx context.Context, logger *zap.Logger) error {
 		s.release()
 		return fail(err)
 	}
-	s.logger.Debug("postgres store open", zap.String("dsn", s.dsn), zap.String("schema", s.Schema))
 	return nil
 }
 
