@@ -159,6 +159,7 @@ http://localhost:9080 {
 			dsn %q
 			query_timeout %s
 		}
+		cache off
 	}
 	respond "user={http.auth.user.username}"
 }
@@ -295,6 +296,7 @@ http://localhost:9080 {
 			max_conns %d
 			query_timeout 5s
 		}
+		cache off
 	}
 	respond "user={http.auth.user.username} gen=%d"
 }
