@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tokenauth/caddy-tokenauth/store"
@@ -267,6 +268,10 @@ func (h *TokenAuth) provisionCache(storeKey string) error {
 	ttl := time.Duration(c.TTL)
 	switch {
 	case ttl > 0:
+		if !pushed && ttl > defaultPolledTTL {
+			h.logger.Warn("the store does not push changes: a token deleted outside this Caddy keeps working for up to the cache ttl",
+				zap.Duration("ttl", ttl))
+		}
 	case pushed:
 		ttl = defaultPushedTTL
 	default:
