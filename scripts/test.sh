@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# caddytest binds localhost:2999 and :9080: one run at a time on a machine.
+exec 9>/tmp/caddy-tokenauth-test.lock
+flock 9
+
 bash scripts/deps.sh
 go mod download
 
