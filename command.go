@@ -67,14 +67,8 @@ func tokenAddUserCmd() *cobra.Command {
 		Short: "Creates a Django user with a password, then prints its token",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			fromStdin, _ := cmd.Flags().GetBool("password-stdin")
 			inactive, _ := cmd.Flags().GetBool("inactive")
-			iterations, _ := cmd.Flags().GetInt("iterations")
-			raw, err := readPassword(cmd, fromStdin)
-			if err != nil {
-				return err
-			}
-			encoded, err := password.Make(raw, iterations)
+			encoded, err := newPassword(cmd)
 			if err != nil {
 				return err
 			}
@@ -87,9 +81,8 @@ func tokenAddUserCmd() *cobra.Command {
 			})
 		},
 	}
-	c.Flags().Bool("password-stdin", false, "read the password from the first line of standard input")
 	c.Flags().Bool("inactive", false, "create the user with is_active false")
-	c.Flags().Int("iterations", password.DefaultIterations, "PBKDF2 iterations for the password hash")
+	passwordFlags(c)
 	return c
 }
 
@@ -99,13 +92,7 @@ func tokenPasswdCmd() *cobra.Command {
 		Short: "Sets a user's password with Django's default hasher",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			fromStdin, _ := cmd.Flags().GetBool("password-stdin")
-			iterations, _ := cmd.Flags().GetInt("iterations")
-			raw, err := readPassword(cmd, fromStdin)
-			if err != nil {
-				return err
-			}
-			encoded, err := password.Make(raw, iterations)
+			encoded, err := newPassword(cmd)
 			if err != nil {
 				return err
 			}
@@ -118,8 +105,7 @@ func tokenPasswdCmd() *cobra.Command {
 			})
 		},
 	}
-	c.Flags().Bool("password-stdin", false, "read the password from the first line of standard input")
-	c.Flags().Int("iterations", password.DefaultIterations, "PBKDF2 iterations for the password hash")
+	passwordFlags(c)
 	return c
 }
 
@@ -230,6 +216,24 @@ func printToken(ctx context.Context, w io.Writer, s store.Store, username string
 	}
 	fmt.Fprintf(w, "Generated token %s for user %s\n", key, username)
 	return nil
+}
+
+// passwordFlags adds the flags of the commands that set a password.
+func passwordFlags(c *cobra.Command) {
+	c.Flags().Bool("password-stdin", false, "read the password from the first line of standard input")
+	c.Flags().Int("iterations", password.DefaultIterations, "PBKDF2 iterations for the password hash")
+}
+
+// newPassword reads a password as the flags say and encodes it with
+// Django's default hasher.
+func newPassword(cmd *cobra.Command) (string, error) {
+	fromStdin, _ := cmd.Flags().GetBool("password-stdin")
+	iterations, _ := cmd.Flags().GetInt("iterations")
+	raw, err := readPassword(cmd, fromStdin)
+	if err != nil {
+		return "", err
+	}
+	return password.Make(raw, iterations)
 }
 
 // readPassword reads a password from the first line of stdin, or prompts
