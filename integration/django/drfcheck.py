@@ -16,6 +16,31 @@ Usage: drfcheck.py <command>, one JSON document on stdin, one on stdout.
                    them: bytes decoded as latin-1, spaces and tabs stripped
                    from each end of each value, several values joined with
                    "," (gunicorn's wsgi.create()).
+  login         {"requests": [{"method", "path", "content_type" (null: no
+                 Content-Type), "body" (base64), "headers": {name: value}}]}
+                -> [{"status", "body" (base64), "content_type", "allow",
+                     "www_authenticate", "retry_after", "vary"}]
+                   Raw requests through DRF's APIClient, by default POST
+                   /api-token-auth/ (obtain_auth_token); the WSGI environ
+                   has CONTENT_TYPE only when content_type is given and
+                   CONTENT_LENGTH only for a non-empty body, as gunicorn
+                   builds it. /api-token-auth-throttled/ is the same view
+                   with DRF's AnonRateThrottle at 3/min; the throttle's
+                   cache lives as long as this one command.
+  makeusers     {"users": [{"username", "password", "hasher", "iterations",
+                 "active", "token"}]}
+                -> [{"username", "id", "encoded", "token"}]
+                   Each password encoded by Django's hasher of that
+                   algorithm name (PASSWORD_HASHERS set to that hasher
+                   alone while it is made; "iterations" for the PBKDF2
+                   hashers; "unusable" for set_unusable_password()); a
+                   token made with get_or_create when "token" is true.
+  checkpassword {"checks": [{"username", "password"}]}
+                -> [{"ok": bool, "encoded": str}]
+                   django.contrib.auth.hashers.check_password on the stored
+                   value, every hasher of this Django installed, nothing
+                   written back.
+  tokenof       {"usernames": [str]} -> {username: key|null}
 
 The database is the one tokenauth_site.settings names (TOKENAUTH_DJANGO_DB or
 DATABASE_URL).
@@ -33,7 +58,20 @@ import django  # noqa: E402
 django.setup()
 
 from django.contrib.auth import authenticate, get_user_model  # noqa: E402
+from django.contrib.auth import hashers  # noqa: E402
+from django.test.client import FakePayload  # noqa: E402
+from django.test.utils import override_settings  # noqa: E402
+from rest_framework.authtoken.models import Token  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
+
+# Every hasher this Django has, by algorithm name.
+ALL_HASHERS = {
+    cls.algorithm: "django.contrib.auth.hashers." + cls.__name__
+    for cls in vars(hashers).values()
+    if isinstance(cls, type)
+    and issubclass(cls, hashers.BasePasswordHasher)
+    and getattr(cls, "algorithm", None)
+}
 
 
 def createusers(req):
@@ -72,7 +110,87 @@ def requests(req):
     return out
 
 
-COMMANDS = {"createusers": createusers, "authenticate": check_password, "requests": requests}
+def login(req):
+    client = APIClient()
+    out = []
+    for r in req["requests"]:
+        body = base64.b64decode(r.get("body") or "")
+        environ = {
+            "PATH_INFO": r.get("path", "/api-token-auth/"),
+            "REQUEST_METHOD": r.get("method", "POST"),
+            "QUERY_STRING": "",
+            "wsgi.input": FakePayload(body),
+        }
+        if body:
+            environ["CONTENT_LENGTH"] = str(len(body))
+        if r.get("content_type") is not None:
+            environ["CONTENT_TYPE"] = r["content_type"]
+        for name, value in (r.get("headers") or {}).items():
+            environ["HTTP_" + name.upper().replace("-", "_")] = value
+        resp = client.request(**environ)
+        out.append(
+            {
+                "status": resp.status_code,
+                "body": base64.b64encode(resp.content).decode("ascii"),
+                "content_type": resp.get("Content-Type"),
+                "allow": resp.get("Allow"),
+                "www_authenticate": resp.get("WWW-Authenticate"),
+                "retry_after": resp.get("Retry-After"),
+                "vary": resp.get("Vary"),
+            }
+        )
+    return out
+
+
+def makeusers(req):
+    User = get_user_model()
+    out = []
+    for u in req["users"]:
+        algorithm = u.get("hasher", "pbkdf2_sha256")
+        if algorithm == "unusable":
+            encoded = hashers.make_password(None)
+        else:
+            with override_settings(PASSWORD_HASHERS=[ALL_HASHERS[algorithm]]):
+                hasher = hashers.get_hasher(algorithm)
+                if u.get("iterations"):
+                    encoded = hasher.encode(u["password"], hasher.salt(), int(u["iterations"]))
+                else:
+                    encoded = hashers.make_password(u["password"], hasher=algorithm)
+        user = User.objects.create_user(username=u["username"], is_active=u.get("active", True))
+        user.password = encoded
+        user.save(update_fields=["password"])
+        key = Token.objects.get_or_create(user=user)[0].key if u.get("token") else None
+        out.append({"username": user.username, "id": user.pk, "encoded": encoded, "token": key})
+    return out
+
+
+def checkpassword(req):
+    User = get_user_model()
+    out = []
+    with override_settings(PASSWORD_HASHERS=list(ALL_HASHERS.values())):
+        for c in req["checks"]:
+            encoded = User.objects.get(username=c["username"]).password
+            out.append({"ok": hashers.check_password(c["password"], encoded), "encoded": encoded})
+    return out
+
+
+def tokenof(req):
+    keys = {}
+    for name in req["usernames"]:
+        token = Token.objects.filter(user__username=name).first()
+        keys[name] = token.key if token else None
+    return keys
+
+
+COMMANDS = {
+    "createusers": createusers,
+    "authenticate": check_password,
+    "requests": requests,
+    "login": login,
+    "makeusers": makeusers,
+    "checkpassword": checkpassword,
+    "tokenof": tokenof,
+}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in COMMANDS:
