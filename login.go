@@ -5,12 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
-	"math"
-	"mime"
-	"mime/multipart"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -161,212 +158,6 @@ func negotiate(r *http.Request) (ok bool, indent int) {
 	return best >= 0, indent
 }
 
-// field is one login field as DRF's CharField sees it.
-type field struct {
-	present bool
-	null    bool
-	invalid bool // a bool, list or object
-	value   string
-}
-
-// parsedBody is what the login view got: fields, or a whole-request error.
-type parsedBody struct {
-	username, password field
-	status             int    // non-zero: answer with detail and this status
-	detail             string // for status
-	nonField           string // a non_field_errors message
-}
-
-// parseLoginBody parses the body as DRF's FormParser, MultiPartParser and
-// JSONParser would.
-func parseLoginBody(r *http.Request, body []byte) parsedBody {
-	ct := r.Header.Get("Content-Type")
-	if len(body) == 0 || strings.TrimSpace(ct) == "" {
-		return parsedBody{} // DRF: no stream or no media type → empty data
-	}
-	full, _, _ := strings.Cut(ct, ";")
-	full = strings.TrimSpace(full)
-	switch {
-	case mediaMatches("application/x-www-form-urlencoded", full):
-		values, err := url.ParseQuery(string(body))
-		if err != nil {
-			return parsedBody{status: 400, detail: "Form parse error - " + err.Error()}
-		}
-		return parsedBody{username: formField(values, "username"), password: formField(values, "password")}
-	case mediaMatches("multipart/form-data", full):
-		_, params, err := mime.ParseMediaType(ct)
-		if err != nil || params["boundary"] == "" {
-			return parsedBody{status: 400, detail: "Multipart form parse error - Invalid boundary in multipart: None"}
-		}
-		form, err := multipart.NewReader(bytes.NewReader(body), params["boundary"]).ReadForm(int64(len(body)) + 1)
-		if err != nil {
-			return parsedBody{status: 400, detail: "Multipart form parse error - " + err.Error()}
-		}
-		defer form.RemoveAll()
-		return parsedBody{username: formField(form.Value, "username"), password: formField(form.Value, "password")}
-	case mediaMatches("application/json", full):
-		return parseJSONBody(body)
-	}
-	return parsedBody{status: http.StatusUnsupportedMediaType, detail: `Unsupported media type "` + ct + `" in request.`}
-}
-
-// mediaMatches is DRF's media_type_matches(parser type, content type):
-// exact type and subtype, or a wildcard in the content type.
-func mediaMatches(parser, contentType string) bool {
-	pm, ps, _ := strings.Cut(parser, "/")
-	cm, cs, _ := strings.Cut(contentType, "/")
-	return (cm == "*" || cm == pm) && (cs == "*" || cs == ps)
-}
-
-// formField reads a form value as DRF does from a QueryDict: the last value.
-func formField(values map[string][]string, name string) field {
-	vs, ok := values[name]
-	if !ok || len(vs) == 0 {
-		return field{}
-	}
-	return field{present: true, value: vs[len(vs)-1]}
-}
-
-func parseJSONBody(body []byte) parsedBody {
-	if msg := pyJSONError(body); msg != "" {
-		return parsedBody{status: 400, detail: "JSON parse error - " + msg}
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return parsedBody{status: 400, detail: "JSON parse error - " + err.Error()}
-	}
-	obj, ok := v.(map[string]any)
-	if !ok {
-		if v == nil {
-			return parsedBody{nonField: msgNoData}
-		}
-		return parsedBody{nonField: "Invalid data. Expected a dictionary, but got " + pyTypeName(v) + "."}
-	}
-	return parsedBody{username: jsonField(obj, "username"), password: jsonField(obj, "password")}
-}
-
-// pyTypeName is the Python type name of a decoded JSON value.
-func pyTypeName(v any) string {
-	switch v := v.(type) {
-	case []any:
-		return "list"
-	case string:
-		return "str"
-	case bool:
-		return "bool"
-	case json.Number:
-		if strings.ContainsAny(v.String(), ".eE") {
-			return "float"
-		}
-		return "int"
-	}
-	return "dict"
-}
-
-// jsonField reads a JSON member as DRF's CharField: strings as they are,
-// numbers as Python's str() gives them.
-func jsonField(obj map[string]any, name string) field {
-	v, ok := obj[name]
-	if !ok {
-		return field{}
-	}
-	switch v := v.(type) {
-	case nil:
-		return field{present: true, null: true}
-	case string:
-		return field{present: true, value: v}
-	case json.Number:
-		return field{present: true, value: pyNumber(v)}
-	}
-	return field{present: true, invalid: true}
-}
-
-// pyNumber formats a JSON number as Python's str() of the int or float
-// json.loads makes of it.
-func pyNumber(n json.Number) string {
-	s := n.String()
-	if !strings.ContainsAny(s, ".eE") {
-		if s == "-0" {
-			return "0"
-		}
-		return s // JSON has no leading zeros: Python prints ints as written
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil && math.IsInf(f, 0) {
-		if f < 0 {
-			return "-inf" // out of range: Python's float() overflows to inf
-		}
-		return "inf"
-	}
-	return pyFloatRepr(f)
-}
-
-// pyFloatRepr is Python's repr() of a float: the shortest round-trip
-// digits, positional from 1e-4 to 1e16, else exponent form.
-func pyFloatRepr(f float64) string {
-	abs := f
-	if abs < 0 {
-		abs = -abs
-	}
-	if abs != 0 && (abs < 1e-4 || abs >= 1e16) {
-		s := strconv.FormatFloat(f, 'e', -1, 64) // 1e+16, 1.5e-07
-		mant, exp, _ := strings.Cut(s, "e")
-		sign := exp[0]
-		digits := strings.TrimLeft(exp[1:], "0")
-		if len(digits) < 2 {
-			digits = strings.Repeat("0", 2-len(digits)) + digits
-		}
-		return mant + "e" + string(sign) + digits
-	}
-	s := strconv.FormatFloat(f, 'f', -1, 64)
-	if !strings.Contains(s, ".") {
-		s += ".0"
-	}
-	return s
-}
-
-// pyStrip is Python's str.strip(): Unicode whitespace, including the
-// separators U+001C–U+001F that Go's unicode.IsSpace leaves out.
-func pyStrip(s string) string {
-	return strings.TrimFunc(s, func(r rune) bool {
-		return (r >= 0x1c && r <= 0x1f) || isUnicodeSpace(r)
-	})
-}
-
-func isUnicodeSpace(r rune) bool {
-	switch r {
-	case '\t', '\n', '\v', '\f', '\r', ' ', 0x85, 0xA0, 0x1680, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000:
-		return true
-	}
-	return r >= 0x2000 && r <= 0x200A
-}
-
-// validate runs CharField.run_validation for one field and returns its
-// error message, or "" and the validated value.
-func (f field) validate(trim bool) (string, string) {
-	switch {
-	case !f.present:
-		return "", msgRequired
-	case f.null:
-		return "", msgNull
-	case f.invalid:
-		return "", msgNotString
-	}
-	v := f.value
-	if v == "" || (trim && pyStrip(v) == "") {
-		return "", msgBlank
-	}
-	if trim {
-		v = pyStrip(v)
-	}
-	if strings.IndexByte(v, 0) >= 0 {
-		return "", msgNullChars
-	}
-	return v, ""
-}
-
 // serveLogin answers the login endpoint once authentication has run.
 func (h *TokenAuth) serveLogin(w http.ResponseWriter, r *http.Request, indent int) error {
 	w.Header().Set("Allow", loginAllow)
@@ -418,21 +209,19 @@ func (h *TokenAuth) serveLogin(w http.ResponseWriter, r *http.Request, indent in
 	}
 	username, uerr := p.username.validate(true)
 	pw, perr := p.password.validate(false)
-	if uerr != "" || perr != "" {
+	if uerr != nil || perr != nil {
 		var errs []jsonPair
-		if uerr != "" {
-			errs = append(errs, jsonPair{"username", []string{uerr}})
+		if uerr != nil {
+			errs = append(errs, jsonPair{"username", uerr})
 		}
-		if perr != "" {
-			errs = append(errs, jsonPair{"password", []string{perr}})
+		if perr != nil {
+			errs = append(errs, jsonPair{"password", perr})
 		}
 		writeJSON(w, http.StatusBadRequest, indent, errs...)
 		return nil
 	}
 
-	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
-	defer cancel()
-	user, ok, err := h.authenticate(ctx, username, pw)
+	user, ok, err := h.authenticate(r.Context(), username, pw)
 	if err != nil {
 		return h.unavailable(w, err)
 	}
@@ -440,6 +229,8 @@ func (h *TokenAuth) serveLogin(w http.ResponseWriter, r *http.Request, indent in
 		writeJSON(w, http.StatusBadRequest, indent, jsonPair{"non_field_errors", []string{msgBadLogin}})
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
+	defer cancel()
 	key, err := h.store.CreateToken(ctx, user.Username, false)
 	if err != nil {
 		return h.unavailable(w, err)
@@ -450,23 +241,30 @@ func (h *TokenAuth) serveLogin(w http.ResponseWriter, r *http.Request, indent in
 
 // authenticate is Django's ModelBackend.authenticate: the password check
 // runs before the active check, an unknown user costs one default-hasher
-// run, and an outdated hash is upgraded when configured.
+// run, and an outdated hash is upgraded when configured. Each store call
+// has its own time limit; the hashing has none but the client's.
 func (h *TokenAuth) authenticate(ctx context.Context, username, raw string) (store.User, bool, error) {
-	user, err := h.store.User(ctx, username)
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	user, err := h.store.User(sctx, username)
+	cancel()
 	if errors.Is(err, store.ErrNoUser) {
-		h.hashing(func() { password.Dummy(raw) })
-		return store.User{}, false, nil
+		err = h.hashing(ctx, func() { password.Dummy(raw) })
+		return store.User{}, false, err
 	}
 	if err != nil {
 		return store.User{}, false, err
 	}
 	var ok, mustUpdate bool
-	h.hashing(func() { ok, mustUpdate = password.Check(raw, user.Password) })
+	if err := h.hashing(ctx, func() { ok, mustUpdate = password.Check(raw, user.Password) }); err != nil {
+		return store.User{}, false, err
+	}
 	if ok && mustUpdate && h.Login.UpgradeHashes {
 		if encoded, err := password.Make(raw, 0); err == nil {
-			if err := h.store.SetPassword(ctx, user.Username, encoded); err != nil {
+			sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+			if err := h.store.SetPassword(sctx, user.Username, encoded); err != nil {
 				h.logger.Warn("upgrading password hash failed", zap.String("user_id", user.ID), zap.Error(err))
 			}
+			cancel()
 		}
 	}
 	return user, ok && user.Active, nil
@@ -474,11 +272,16 @@ func (h *TokenAuth) authenticate(ctx context.Context, username, raw string) (sto
 
 // hashing runs a password hash while holding one of the slots that bound
 // how many run at once, so a flood of logins queues instead of starving
-// every other request of CPU.
-func (h *TokenAuth) hashing(f func()) {
-	h.hashSlots <- struct{}{}
+// every other request of CPU. A client that leaves stops waiting.
+func (h *TokenAuth) hashing(ctx context.Context, f func()) error {
+	select {
+	case h.hashSlots <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("waiting to check a password: %w", ctx.Err())
+	}
 	defer func() { <-h.hashSlots }()
 	f()
+	return nil
 }
 
 // serveLogout deletes the caller's token: 204 with no body.

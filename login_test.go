@@ -123,7 +123,15 @@ func TestLoginAnswersLikeObtainAuthToken(t *testing.T) {
 		{"missing password", jsonCT, `{"username":"alice"}`, 400, `{"password":["This field is required."]}`},
 		{"empty object", jsonCT, `{}`, 400, `{"username":["This field is required."],"password":["This field is required."]}`},
 		{"empty body, no content type", "", "", 400, `{"username":["This field is required."],"password":["This field is required."]}`},
-		{"body without content type", "", `{"username":"alice"}`, 400, `{"username":["This field is required."],"password":["This field is required."]}`},
+		{"body without content type", "", `{"username":"alice"}`, 415, `{"detail":"Unsupported media type \"\" in request."}`},
+		{"media type in capitals", "Application/JSON", `{"username":"alice","password":"` + testPassword + `"}`, 200, aliceToken},
+		{"lone surrogate", jsonCT, `{"username":"a\ud800","password":"x"}`, 400, `{"username":["Surrogate characters are not allowed: U+D800."]}`},
+		{"surrogate pair is a character", jsonCT, `{"username":"\ud83d\ude00","password":"x"}`, 400, badLogin},
+		{"NUL and surrogate", jsonCT, `{"username":"x","password":"\u0000\udfff"}`, 400, `{"password":["Null characters are not allowed.","Surrogate characters are not allowed: U+DFFF."]}`},
+		{"duplicate members, last wins", jsonCT, `{"username":"zed","username":"alice","password":"` + testPassword + `"}`, 200, aliceToken},
+		{"form: invalid escape kept, last value wins", "application/x-www-form-urlencoded", "username=%zz&password=x&username=", 400, `{"username":["This field may not be blank."]}`},
+		{"form: semicolon is no separator", "application/x-www-form-urlencoded", "username=alice;x=1&password=", 400, `{"password":["This field may not be blank."]}`},
+		{"form: plus is a space", "application/x-www-form-urlencoded", "username=+alice+&password=" + url.QueryEscape(testPassword), 200, aliceToken},
 		{"blank username", jsonCT, `{"username":"","password":"x"}`, 400, `{"username":["This field may not be blank."]}`},
 		{"whitespace username", jsonCT, `{"username":"   ","password":"x"}`, 400, `{"username":["This field may not be blank."]}`},
 		{"blank password", jsonCT, `{"username":"alice","password":""}`, 400, `{"password":["This field may not be blank."]}`},
@@ -294,6 +302,12 @@ func TestFailureThrottleStopsGuessing(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		if r := f.send(t, http.MethodGet, "/api/x", "", "", "Authorization", "Token guess"); r.code != 401 {
 			t.Fatalf("guess %d: %d %s", i, r.code, r.body)
+		}
+	}
+	// Malformed and well-formed guesses alike are held back now.
+	for _, k := range []string{"guess", randomKey(7)} {
+		if r := f.send(t, http.MethodGet, "/api/x", "", "", "Authorization", "Token "+k); r.code != 429 {
+			t.Fatalf("guess %q over the budget: %d %s", k, r.code, r.body)
 		}
 	}
 	r := f.send(t, http.MethodGet, "/api/x", "", "", "Authorization", "Token "+f.alice)

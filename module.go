@@ -230,11 +230,6 @@ func (h *TokenAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		return nil
 	}
 
-	if !h.anyKey && !isHex40(key) {
-		h.failed(r)
-		writeDRFError(w, h.status, h.challenge, &errInvalidToken)
-		return nil
-	}
 	if h.failures != nil {
 		if wait := h.failures.wait(clientIP(r)); wait > 0 {
 			detail, retry := throttledDetail(wait)
@@ -242,6 +237,11 @@ func (h *TokenAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 			writeJSON(w, http.StatusTooManyRequests, -1, jsonPair{"detail", detail})
 			return nil
 		}
+	}
+	if !h.anyKey && !isHex40(key) {
+		h.failed(r)
+		writeDRFError(w, h.status, h.challenge, &errInvalidToken)
+		return nil
 	}
 	id, err := h.lookup(r, key)
 	if err != nil {
