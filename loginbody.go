@@ -328,4 +328,3 @@ func (f field) validate(trim bool) (string, []string) {
 	}
 	return v, errs
 }
-
