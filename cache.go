@@ -80,9 +80,14 @@ type cacheShard struct {
 // tokenCache is a sharded map of lookups, with separate bounds for found
 // and unknown keys, and one store query for concurrent misses of a key.
 //
-// A sharded map beats an LRU here: a hit takes only a shard's read lock
-// (an LRU must write to move the entry), eviction is random (map order),
-// which an attacker cannot steer, and entries are small values in place.
+// Chosen by cache_compare_test.go (2 cores, 1,000,000 identities): a hit
+// costs 43 ns from every core at once against 24 ns for an LRU behind one
+// mutex (golang-lru's design) and 11 ns for sync.Map; an identity costs
+// 246 bytes against 280 and 282. sync.Map is faster but over the memory
+// budget of 256 bytes and has no bound of its own; the single-mutex LRU
+// serialises every core on one lock and writes on every hit. The shards
+// read under a read lock, evict at random (map order, which an attacker
+// cannot steer), and keep entries as small values in place.
 type tokenCache struct {
 	shards      [cacheShards]cacheShard
 	seed        maphash.Seed
@@ -102,13 +107,37 @@ func newTokenCache(ttl, negTTL time.Duration, size int) *tokenCache {
 		negTTL: int64(negTTL),
 		maxPos: perShard,
 		maxNeg: perShard,
-		now:    func() int64 { return time.Now().UnixNano() },
+		now:    coarseNow,
 	}
 	for i := range c.shards {
 		c.shards[i].pos = make(map[string]cachedIdentity)
 		c.shards[i].neg = make(map[string]int64)
 	}
 	return c
+}
+
+// clock is the time in unix nanoseconds, updated every clockTick: reading
+// it costs an atomic load where time.Now costs half a cache hit. Expiry
+// is never early by more than clockTick.
+var (
+	clock     atomic.Int64
+	clockOnce sync.Once
+)
+
+const clockTick = 5 * time.Millisecond
+
+// coarseNow reads the clock, starting its ticker on first use. The ticker
+// lives as long as the process, like the caches it serves.
+func coarseNow() int64 {
+	clockOnce.Do(func() {
+		clock.Store(time.Now().UnixNano())
+		go func() {
+			for t := range time.Tick(clockTick) {
+				clock.Store(t.UnixNano())
+			}
+		}()
+	})
+	return clock.Load()
 }
 
 func (c *tokenCache) shard(key string) *cacheShard {
