@@ -201,6 +201,7 @@ func TestLoginMethodsNegotiationAndAuthentication(t *testing.T) {
 		{"wildcard Accept", http.MethodPost, good, []string{"Accept", "text/html, */*;q=0.1"}, 200, `{"token":"` + f.alice + `"}`},
 		{"indent requested", http.MethodPost, good, []string{"Accept", "application/json; indent=4"}, 200, "{\n    \"token\": \"" + f.alice + "\"\n}"},
 		{"bad token is 401 even on login", http.MethodPost, good, []string{"Authorization", "Token nope"}, 401, `{"detail":"Invalid token."}`},
+		{"401 in the negotiated indent", http.MethodPost, good, []string{"Authorization", "Token nope", "Accept", "application/json; indent=2"}, 401, "{\n  \"detail\": \"Invalid token.\"\n}"},
 		{"401 comes before 405", http.MethodGet, "", []string{"Authorization", "Token nope"}, 401, `{"detail":"Invalid token."}`},
 		{"malformed header is 401", http.MethodPost, good, []string{"Authorization", "Token"}, 401, `{"detail":"Invalid token header. No credentials provided."}`},
 		{"valid token may log in again", http.MethodPost, good, []string{"Authorization", "Token " + f.alice}, 200, `{"token":"` + f.alice + `"}`},

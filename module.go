@@ -223,10 +223,10 @@ func (h *TokenAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 			anonymous(r)
 			return next.ServeHTTP(w, r)
 		}
-		writeDRFError(w, h.status, h.challenge, &errNotProvided)
+		h.refuse(w, &errNotProvided, indent)
 		return nil
 	default:
-		writeDRFError(w, h.status, h.challenge, headerErrors[res])
+		h.refuse(w, headerErrors[res], indent)
 		return nil
 	}
 
@@ -240,21 +240,21 @@ func (h *TokenAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	}
 	if !h.anyKey && !isHex40(key) {
 		h.failed(r)
-		writeDRFError(w, h.status, h.challenge, &errInvalidToken)
+		h.refuse(w, &errInvalidToken, indent)
 		return nil
 	}
 	id, err := h.lookup(r, key)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			h.failed(r)
-			writeDRFError(w, h.status, h.challenge, &errInvalidToken)
+			h.refuse(w, &errInvalidToken, indent)
 			return nil
 		}
 		return h.unavailable(w, err)
 	}
 	if !id.active() {
 		h.failed(r)
-		writeDRFError(w, h.status, h.challenge, &errInactive)
+		h.refuse(w, &errInactive, indent)
 		return nil
 	}
 

@@ -20,6 +20,7 @@ const (
 // drfError is one precomputed DRF error response: its status for the
 // challenge case and its compact JSON body.
 type drfError struct {
+	detail string
 	body   []byte
 	length string
 }
@@ -28,7 +29,7 @@ func newDRFError(detail string) drfError {
 	// The details are plain ASCII without quotes or backslashes, so the
 	// compact JSON that DRF's JSONRenderer writes is a plain concatenation.
 	b := []byte(`{"detail":"` + detail + `"}`)
-	return drfError{body: b, length: strconv.Itoa(len(b))}
+	return drfError{detail: detail, body: b, length: strconv.Itoa(len(b))}
 }
 
 var (
@@ -46,6 +47,19 @@ var headerErrors = [...]*drfError{
 	headerNoCredentials: &errNoCredentials,
 	headerSpaces:        &errSpaces,
 	headerInvalidChars:  &errInvalidChars,
+}
+
+// refuse answers an authentication failure with the handler's status and
+// challenge; indented when the login endpoint negotiated an indent.
+func (h *TokenAuth) refuse(w http.ResponseWriter, e *drfError, indent int) {
+	if indent < 0 {
+		writeDRFError(w, h.status, h.challenge, e)
+		return
+	}
+	if h.challenge != "" {
+		w.Header()["Www-Authenticate"] = []string{h.challenge}
+	}
+	writeJSON(w, h.status, indent, jsonPair{"detail", e.detail})
 }
 
 // writeDRFError writes e as DRF's exception handler does: status, the

@@ -399,6 +399,9 @@ func testLoginMatchesDRF(t *testing.T, kind string) {
 		{"keyword alone", jsonLogin(`{"username":"alice","password":"alice-pw"}`, "Authorization", "Token"), 401, ""},
 		{"token with spaces", jsonLogin(`{}`, "Authorization", "Token a b"), 401, ""},
 		{"401 before 405", loginRequest{Method: http.MethodGet, Headers: map[string]string{"Authorization": "Token nope"}}, 401, ""},
+		{"401 in the negotiated indent", jsonLogin(`{}`, "Authorization", "Token nope", "Accept", "application/json; indent=2"), 401, ""},
+		{"400 in the negotiated indent", jsonLogin(`{}`, "Accept", "application/json; indent=3"), 400, ""},
+		{"405 in the negotiated indent", loginRequest{Method: http.MethodGet, Headers: map[string]string{"Accept": "application/json; indent=4"}}, 405, ""},
 	}
 
 	// Caddy first, then DRF on the same database: DRF sees the tokens
