@@ -320,14 +320,4 @@ func (h *TokenAuth) provisionCache(storeKey string) error {
 	return nil
 }
 
-// Cleanup stops the cache's subscription and releases the shared cache.
-func (h *TokenAuth) Cleanup() error {
-	if h.stopWatch != nil {
-		h.stopWatch()
-	}
-	if h.cacheKey != "" {
-		_, err := caches.Delete(h.cacheKey)
-		return err
-	}
-	return nil
-}
+

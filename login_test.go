@@ -2,6 +2,7 @@ package tokenauth
 
 import (
 	"bytes"
+	"encoding/json"
 	"context"
 	"mime/multipart"
 	"net/http"
@@ -318,5 +319,29 @@ func TestFailureThrottleStopsGuessing(t *testing.T) {
 	// Anonymous requests and other clients are not affected.
 	if r := f.send(t, http.MethodGet, "/api/x", "", ""); r.code != 401 {
 		t.Fatalf("anonymous: %d", r.code)
+	}
+}
+
+// A config reload keeps the login budget: the new handler shares it with
+// the old one, which is cleaned up after it starts.
+func TestLoginThrottleSurvivesAReload(t *testing.T) {
+	login := func() *Login { return &Login{Path: "/reload-login", Throttle: "2/min"} }
+	old := loginFixture(t, login(), nil)
+	for i := 0; i < 2; i++ {
+		old.send(t, http.MethodPost, "/reload-login", jsonCT, `{}`)
+	}
+	reloaded := &TokenAuth{StoreRaw: json.RawMessage(`{"kind":"sqlite","path":"` + old.path + `"}`), Login: login()}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	if err := reloaded.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer reloaded.Cleanup()
+	if err := old.h.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{h: reloaded}
+	if r := f.send(t, http.MethodPost, "/reload-login", jsonCT, `{}`); r.code != 429 {
+		t.Fatalf("after the reload: %d %s", r.code, r.body)
 	}
 }

@@ -95,6 +95,8 @@ type TokenAuth struct {
 	anyKey    bool
 	failures  *throttle
 	hashSlots chan struct{}
+	// the usage-pool names of the throttles, released at Cleanup
+	failuresKey, loginKey string
 	status    int
 	challenge string
 	logger    *zap.Logger
@@ -158,7 +160,10 @@ func (h *TokenAuth) provisionLogin() error {
 		if err != nil {
 			return fmt.Errorf("failure_throttle: %w", err)
 		}
-		h.failures = newThrottle(r)
+		h.failuresKey = "failures " + h.FailureThrottle
+		if h.failures, err = loadThrottle(h.failuresKey, r); err != nil {
+			return err
+		}
 	}
 	if h.Logout != "" && !strings.HasPrefix(h.Logout, "/") {
 		return fmt.Errorf("logout path %q must start with /", h.Logout)
@@ -180,7 +185,10 @@ func (h *TokenAuth) provisionLogin() error {
 		if err != nil {
 			return fmt.Errorf("login throttle: %w", err)
 		}
-		h.Login.throttle = newThrottle(r)
+		h.loginKey = "login " + h.Login.Path + " " + h.Login.Throttle
+		if h.Login.throttle, err = loadThrottle(h.loginKey, r); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -268,6 +276,27 @@ func (h *TokenAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		return h.serveLogout(w, r, key)
 	}
 	return next.ServeHTTP(w, r)
+}
+
+// Cleanup stops the cache's subscription and releases what the handler
+// shares with others: the cache and the throttles.
+func (h *TokenAuth) Cleanup() error {
+	if h.stopWatch != nil {
+		h.stopWatch()
+		h.stopWatch = nil
+	}
+	var errs []error
+	for _, pk := range []struct {
+		pool *caddy.UsagePool
+		key  *string
+	}{{caches, &h.cacheKey}, {throttles, &h.failuresKey}, {throttles, &h.loginKey}} {
+		if *pk.key != "" {
+			_, err := pk.pool.Delete(*pk.key)
+			errs = append(errs, err)
+			*pk.key = "" // a second Cleanup releases nothing twice
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // lookup asks the cache, or the store when the cache is off.

@@ -54,6 +54,7 @@ func newFixture(t testing.TB, configure func(*TokenAuth), storeOpts map[string]a
 	if err := h.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { h.Cleanup() })
 	f := &fixture{h: h, path: path}
 	bg := context.Background()
 	for _, u := range []store.NewUser{{Username: "alice", Password: "!", Active: true}, {Username: "bob", Password: "!", Active: false}} {

@@ -2,6 +2,8 @@ package tokenauth
 
 import (
 	"fmt"
+
+	"github.com/caddyserver/caddy/v2"
 	"math"
 	"strconv"
 	"strings"
@@ -156,6 +158,25 @@ func (t *throttle) evict(now int64, keep string) {
 		t.entries -= len(h)
 		delete(t.history, k)
 	}
+}
+
+// throttles keeps each budget across config reloads, so that a reload
+// does not hand every client a fresh one. A budget is named by what it
+// counts and its rate; handlers that name the same budget share it.
+var throttles = caddy.NewUsagePool()
+
+// Destruct lets a throttle live in the usage pool.
+func (t *throttle) Destruct() error { return nil }
+
+// loadThrottle returns the shared budget name at rate r.
+func loadThrottle(name string, r rate) (*throttle, error) {
+	v, _, err := throttles.LoadOrNew(name, func() (caddy.Destructor, error) {
+		return newThrottle(r), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*throttle), nil
 }
 
 // throttledDetail is DRF's Throttled message for a wait.
