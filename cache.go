@@ -319,5 +319,3 @@ func (h *TokenAuth) provisionCache(storeKey string) error {
 	h.cache.flush()
 	return nil
 }
-
-

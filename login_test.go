@@ -2,8 +2,8 @@ package tokenauth
 
 import (
 	"bytes"
-	"encoding/json"
 	"context"
+	"encoding/json"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"

@@ -97,9 +97,9 @@ type TokenAuth struct {
 	hashSlots chan struct{}
 	// the usage-pool names of the throttles, released at Cleanup
 	failuresKey, loginKey string
-	status    int
-	challenge string
-	logger    *zap.Logger
+	status                int
+	challenge             string
+	logger                *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
