@@ -160,7 +160,7 @@ func (h *TokenAuth) provisionLogin() error {
 		if err != nil {
 			return fmt.Errorf("failure_throttle: %w", err)
 		}
-		h.failuresKey = "failures " + h.FailureThrottle
+		h.failuresKey = fmt.Sprintf("failures %d/%v", r.num, r.period)
 		if h.failures, err = loadThrottle(h.failuresKey, r); err != nil {
 			return err
 		}
@@ -185,7 +185,7 @@ func (h *TokenAuth) provisionLogin() error {
 		if err != nil {
 			return fmt.Errorf("login throttle: %w", err)
 		}
-		h.loginKey = "login " + h.Login.Path + " " + h.Login.Throttle
+		h.loginKey = fmt.Sprintf("login %s %d/%v", h.Login.Path, r.num, r.period)
 		if h.Login.throttle, err = loadThrottle(h.loginKey, r); err != nil {
 			return err
 		}

@@ -566,6 +566,9 @@ func testLoginLogoutLimitsAndThrottles(t *testing.T, kind string) {
 	})
 
 	t.Run("throttle keyed by X-Forwarded-For from a trusted proxy", func(t *testing.T) {
+		// A reload keeps a budget; a config without it lets it go. Start
+		// from a fresh one.
+		loginStartCaddy(t, globalOptions, db, "\t\tlogin "+loginPath)
 		loginStartCaddy(t, loginGlobal(trustLocalProxy), db, "\t\tlogin "+loginPath+" {\n\t\t\tthrottle 3/min\n\t\t}")
 		one := withHeaders(fieldErrors, "X-Forwarded-For", "203.0.113.1")
 		two := withHeaders(fieldErrors, "X-Forwarded-For", "203.0.113.2")
