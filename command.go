@@ -209,7 +209,7 @@ database drops its cached lookups at once, whoever made the change
 func printToken(ctx context.Context, w io.Writer, s store.Store, username string, reset bool) error {
 	key, err := s.CreateToken(ctx, username, reset)
 	if errors.Is(err, store.ErrNoUser) {
-		return fmt.Errorf("Cannot create the Token: user %s does not exist", username) //nolint:staticcheck // DRF's message, verbatim
+		return fmt.Errorf("Cannot create the Token: user %s does not exist", username) //lint:ignore ST1005 DRF's message, verbatim
 	}
 	if err != nil {
 		return err

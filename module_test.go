@@ -20,10 +20,10 @@ import (
 // fixture is a provisioned handler over a fresh SQLite store with an active
 // user (alice) and an inactive one (bob), each with a token.
 type fixture struct {
-	h              *TokenAuth
-	path           string
-	alice, bob     string
-	aliceID, bobID string
+	h          *TokenAuth
+	path       string
+	alice, bob string
+	aliceID    string
 }
 
 func newFixture(t testing.TB, configure func(*TokenAuth), storeOpts map[string]any) *fixture {

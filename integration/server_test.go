@@ -32,9 +32,9 @@ const globalOptions = `{
 // site is a Django-like database with an active user (alice), an inactive
 // one (bob) and their tokens.
 type site struct {
-	dbPath            string
-	alice, bob        string
-	aliceID, username string
+	dbPath     string
+	alice, bob string
+	aliceID    string
 }
 
 func newSite(t *testing.T) *site {
