@@ -459,37 +459,40 @@ func TestCaddyTokenUsersWorkInDjango(t *testing.T) {
 	djangoEachStore(t, testCaddyTokenUsersWorkInDjango)
 }
 
+// djangoTokenCLI runs `caddy token …` and requires success.
+func djangoTokenCLI(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	out, errOut, code := djangoCaddyCLI(t, stdin, append([]string{"token"}, args...)...)
+	if code != 0 {
+		t.Fatalf("caddy token %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+// djangoGenerated parses drf_create_token's line, exactly, and returns the
+// key.
+func djangoGenerated(t *testing.T, out, username string) string {
+	t.Helper()
+	m := djangoGeneratedRE.FindStringSubmatch(out)
+	if m == nil || m[2] != username || !djangoKeyRE.MatchString(m[1]) {
+		t.Fatalf("stdout %q, want exactly \"Generated token <40 lowercase hex> for user %s\\n\"", out, username)
+	}
+	return m[1]
+}
+
 func testCaddyTokenUsersWorkInDjango(t *testing.T, kind string) {
 	db := djangoNewDB(t, kind)
 	storeFlag := db.storeFlag()
 	const password = "correct horse battery staple"
 
-	// cli runs `caddy token …` and requires success.
-	cli := func(t *testing.T, stdin string, args ...string) string {
-		t.Helper()
-		out, errOut, code := djangoCaddyCLI(t, stdin, append([]string{"token"}, args...)...)
-		if code != 0 {
-			t.Fatalf("caddy token %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
-		}
-		return out
-	}
-	// generated parses drf_create_token's line, exactly.
-	generated := func(t *testing.T, out, username string) string {
-		t.Helper()
-		m := djangoGeneratedRE.FindStringSubmatch(out)
-		if m == nil || m[2] != username || !djangoKeyRE.MatchString(m[1]) {
-			t.Fatalf("stdout %q, want exactly \"Generated token <40 lowercase hex> for user %s\\n\"", out, username)
-		}
-		return m[1]
-	}
 	// whoami asks DRF about one Authorization value.
 	whoami := func(t *testing.T, key string) djangoResponse {
 		t.Helper()
 		return djangoDRFRequests(t, db, [][]string{{"Token " + key}})[0]
 	}
 
-	key := generated(t, cli(t, password+"\n", "adduser", "carol", "--password-stdin", storeFlag), "carol")
-	if again := generated(t, cli(t, "", "create", "carol", storeFlag), "carol"); again != key {
+	key := djangoGenerated(t, djangoTokenCLI(t, password+"\n", "adduser", "carol", "--password-stdin", storeFlag), "carol")
+	if again := djangoGenerated(t, djangoTokenCLI(t, "", "create", "carol", storeFlag), "carol"); again != key {
 		t.Errorf("create after adduser gave key %s, want the existing %s", again, key)
 	}
 
@@ -512,7 +515,7 @@ func testCaddyTokenUsersWorkInDjango(t *testing.T, kind string) {
 		}
 	})
 	t.Run("reset gives a new key that DRF accepts instead of the old", func(t *testing.T) {
-		newKey := generated(t, cli(t, "", "create", "-r", "carol", storeFlag), "carol")
+		newKey := djangoGenerated(t, djangoTokenCLI(t, "", "create", "-r", "carol", storeFlag), "carol")
 		if newKey == key {
 			t.Fatalf("create -r kept the key %s", key)
 		}
@@ -537,11 +540,11 @@ func testCaddyTokenUsersWorkInDjango(t *testing.T, kind string) {
 		}
 	})
 	t.Run("list shows keys only when asked", func(t *testing.T) {
-		out := cli(t, "", "list", storeFlag)
+		out := djangoTokenCLI(t, "", "list", storeFlag)
 		if !strings.Contains(out, "carol") || strings.Contains(out, key) {
 			t.Errorf("list without --show-keys:\n%s", out)
 		}
-		out = cli(t, "", "list", "--show-keys", storeFlag)
+		out = djangoTokenCLI(t, "", "list", "--show-keys", storeFlag)
 		if !strings.Contains(out, "carol") || !strings.Contains(out, key) {
 			t.Errorf("list --show-keys lacks carol's key %s:\n%s", key, out)
 		}

@@ -457,22 +457,6 @@ http://localhost:9080 {
 		t.Fatal(err)
 	}
 	withConfig := []string{"--config", caddyfile, "--adapter", "caddyfile"}
-	cli := func(t *testing.T, stdin string, args ...string) string {
-		t.Helper()
-		out, errOut, code := djangoCaddyCLI(t, stdin, append([]string{"token"}, args...)...)
-		if code != 0 {
-			t.Fatalf("caddy token %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
-		}
-		return out
-	}
-	generated := func(t *testing.T, out, username string) string {
-		t.Helper()
-		m := djangoGeneratedRE.FindStringSubmatch(out)
-		if m == nil || m[2] != username || !djangoKeyRE.MatchString(m[1]) {
-			t.Fatalf("stdout %q, want exactly \"Generated token <40 lowercase hex> for user %s\\n\"", out, username)
-		}
-		return m[1]
-	}
 
 	t.Run("without tables, create says so", func(t *testing.T) {
 		_, errOut, code := djangoCaddyCLI(t, "", append([]string{"token", "create", "dave"}, withConfig...)...)
@@ -480,23 +464,23 @@ http://localhost:9080 {
 			t.Errorf("exit %d, stderr %q; want 1 and the missing table named", code, errOut)
 		}
 	})
-	if out := cli(t, "", append([]string{"migrate"}, withConfig...)...); !strings.Contains(out, "auth_user and authtoken_token are in place") {
+	if out := djangoTokenCLI(t, "", append([]string{"migrate"}, withConfig...)...); !strings.Contains(out, "auth_user and authtoken_token are in place") {
 		t.Fatalf("migrate: %q", out)
 	}
-	key := generated(t, cli(t, "s3cret pass\n", append([]string{"adduser", "dave", "--password-stdin"}, withConfig...)...), "dave")
+	key := djangoGenerated(t, djangoTokenCLI(t, "s3cret pass\n", append([]string{"adduser", "dave", "--password-stdin"}, withConfig...)...), "dave")
 
 	t.Run("create with --config returns the existing key", func(t *testing.T) {
-		if again := generated(t, cli(t, "", append([]string{"create", "dave"}, withConfig...)...), "dave"); again != key {
+		if again := djangoGenerated(t, djangoTokenCLI(t, "", append([]string{"create", "dave"}, withConfig...)...), "dave"); again != key {
 			t.Errorf("create gave %s, want the existing %s", again, key)
 		}
 	})
 	t.Run("create with --store postgres:// sees the same user", func(t *testing.T) {
-		if again := generated(t, cli(t, "", "create", "dave", "--store", dsn), "dave"); again != key {
+		if again := djangoGenerated(t, djangoTokenCLI(t, "", "create", "dave", "--store", dsn), "dave"); again != key {
 			t.Errorf("create --store gave %s, want %s", again, key)
 		}
 	})
 	t.Run("list with --config", func(t *testing.T) {
-		if out := cli(t, "", append([]string{"list", "--show-keys"}, withConfig...)...); !strings.Contains(out, "dave") || !strings.Contains(out, key) {
+		if out := djangoTokenCLI(t, "", append([]string{"list", "--show-keys"}, withConfig...)...); !strings.Contains(out, "dave") || !strings.Contains(out, key) {
 			t.Errorf("list:\n%s", out)
 		}
 	})
@@ -515,7 +499,7 @@ http://localhost:9080 {
 		}
 	})
 	t.Run("delete with --config, and Caddy refuses the key", func(t *testing.T) {
-		if out := cli(t, "", append([]string{"delete", "dave"}, withConfig...)...); out != "Deleted token for user dave\n" {
+		if out := djangoTokenCLI(t, "", append([]string{"delete", "dave"}, withConfig...)...); out != "Deleted token for user dave\n" {
 			t.Errorf("delete: %q", out)
 		}
 		r := pgGet(client, key)
