@@ -49,23 +49,50 @@ const (
 	cacheShards        = 64
 )
 
-// cachedIdentity is a found identity, its placeholder values boxed once so
-// that setting them on a request allocates nothing.
+// cachedIdentity is a found identity. Its placeholders are answered by a
+// replacer provider made once per identity, so that a cache hit gives the
+// request its identity without allocating: Replacer.Set would allocate the
+// request's fresh map of static values, where appending a provider fits
+// the room Caddy's own providers leave.
 type cachedIdentity struct {
-	idAny   any // the user id, a string
-	nameAny any // the username, a string
+	vars caddy.ReplacerFunc // {http.auth.user.id} and {http.auth.user.username}
 	// expiry in unix nanoseconds with its lowest bit replaced by
 	// is_active: one word instead of two keeps an entry under 256 bytes.
 	expActive int64
 }
 
+// Placeholder names of the identity.
+const (
+	placeholderUserID   = "http.auth.user.id"
+	placeholderUsername = "http.auth.user.username"
+)
+
 func newCachedIdentity(id store.Identity) cachedIdentity {
-	ci := cachedIdentity{idAny: id.ID, nameAny: id.Username}
+	ci := cachedIdentity{vars: identityVars(id.ID, id.Username)}
 	if id.Active {
 		ci.expActive = 1
 	}
 	return ci
 }
+
+// identityVars answers the identity placeholders with the values boxed
+// once, so that reading them (the access log's user_id) allocates nothing.
+func identityVars(userID, username string) caddy.ReplacerFunc {
+	idAny, nameAny := any(userID), any(username)
+	return func(key string) (any, bool) {
+		switch key {
+		case placeholderUserID:
+			return idAny, true
+		case placeholderUsername:
+			return nameAny, true
+		}
+		return nil, false
+	}
+}
+
+// anonymousVars answers the identity placeholders of a request let through
+// without credentials: known, and empty.
+var anonymousVars = identityVars("", "")
 
 func (ci *cachedIdentity) active() bool   { return ci.expActive&1 == 1 }
 func (ci *cachedIdentity) expires() int64 { return ci.expActive &^ 1 }

@@ -62,6 +62,46 @@ func parseAuthorization(values []string, keyword string) (key string, res header
 	return key, headerKey
 }
 
+// hexKey reads the shape nearly every request has: one header line, the
+// keyword, one space, and a key of 40 lowercase hex characters, as DRF
+// generates them. On that shape it answers what parseAuthorization answers,
+// in one pass that also proves the key passes the hex40 gate; on any other
+// (ok false) the caller takes the general way.
+func hexKey(values []string, keyword string) (key string, ok bool) {
+	if len(values) != 1 {
+		return "", false
+	}
+	s, n := values[0], len(keyword)
+	if len(s) != n+1+40 || s[n] != ' ' || !asciiEqualFold(s[:n], keyword) {
+		return "", false
+	}
+	key = s[n+1:]
+	return key, isHex40(key)
+}
+
+// isHex40 reports whether key is 40 lowercase hex characters, the only
+// keys DRF generates.
+func isHex40(key string) bool {
+	if len(key) != 40 {
+		return false
+	}
+	var bad byte
+	for i := 0; i < 40; i++ {
+		bad |= notLowerHex[key[i]]
+	}
+	return bad == 0
+}
+
+// notLowerHex is 1 for every byte but 0-9 and a-f.
+var notLowerHex = func() (t [256]byte) {
+	for i := range t {
+		if (i < '0' || i > '9') && (i < 'a' || i > 'f') {
+			t[i] = 1
+		}
+	}
+	return t
+}()
+
 // isSpace reports whether b is one of the bytes Python's bytes.split()
 // splits on: SP, HT, LF, VT, FF, CR.
 func isSpace(b byte) bool {

@@ -139,6 +139,10 @@ func FuzzParseAuthorization(f *testing.F) {
 		f.Add(s, "", "Token")
 	}
 	f.Add("Token a", "Token b", "Token")
+	for _, s := range []string{"Token " + validKey, "tOKEN " + validKey, "Token\t" + validKey, "Token " + validKey + " ", " Token " + validKey, "Token " + strings.ToUpper(validKey), "Token " + validKey[:39] + "g"} {
+		f.Add(s, "", "Token")
+	}
+	f.Add("Token "+validKey, "Token "+validKey, "Token")
 	f.Add("Bearer a", "", "bearer")
 	f.Fuzz(func(t *testing.T, first, second, keyword string) {
 		if keyword == "" || validKeyword(keyword) != nil {
@@ -153,5 +157,20 @@ func FuzzParseAuthorization(f *testing.F) {
 		if key != wantKey || res != wantRes {
 			t.Fatalf("parseAuthorization(%q, %q) = %q, %d; reference says %q, %d", values, keyword, key, res, wantKey, wantRes)
 		}
+		// The fast path answers only what the general one answers, and
+		// only for keys that pass the hex40 gate.
+		plain := wantRes == headerKey && referenceHex40(wantKey) && len(values) == 1 &&
+			len(values[0]) == len(keyword)+1+40 && values[0][len(keyword)] == ' '
+		if fast, ok := hexKey(values, keyword); ok != plain || (ok && fast != wantKey) {
+			t.Fatalf("hexKey(%q, %q) = %q, %v; want the key only for the plain shape of a hex key %q", values, keyword, fast, ok, wantKey)
+		}
+		if isHex40(wantKey) != referenceHex40(wantKey) {
+			t.Fatalf("isHex40(%q) = %v", wantKey, !referenceHex40(wantKey))
+		}
 	})
+}
+
+// referenceHex40 is the hex40 gate written plainly.
+func referenceHex40(k string) bool {
+	return len(k) == 40 && strings.Trim(k, "0123456789abcdef") == ""
 }

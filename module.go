@@ -219,23 +219,27 @@ func (h *TokenAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		indent = i
 	}
 
-	key, res := parseAuthorization(r.Header["Authorization"], h.Keyword)
-	switch res {
-	case headerKey:
-	case headerAnonymous:
-		if onLogin {
-			anonymous(r)
-			return h.serveLogin(w, r, indent)
+	key, hex := hexKey(r.Header["Authorization"], h.Keyword)
+	if !hex {
+		var res headerResult
+		key, res = parseAuthorization(r.Header["Authorization"], h.Keyword)
+		switch res {
+		case headerKey:
+		case headerAnonymous:
+			if onLogin {
+				anonymous(r)
+				return h.serveLogin(w, r, indent)
+			}
+			if h.Optional {
+				anonymous(r)
+				return next.ServeHTTP(w, r)
+			}
+			h.refuse(w, &errNotProvided, indent)
+			return nil
+		default:
+			h.refuse(w, headerErrors[res], indent)
+			return nil
 		}
-		if h.Optional {
-			anonymous(r)
-			return next.ServeHTTP(w, r)
-		}
-		h.refuse(w, &errNotProvided, indent)
-		return nil
-	default:
-		h.refuse(w, headerErrors[res], indent)
-		return nil
 	}
 
 	if h.failures != nil {
@@ -246,7 +250,7 @@ func (h *TokenAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 			return nil
 		}
 	}
-	if !h.anyKey && !isHex40(key) {
+	if !hex && !h.anyKey && !isHex40(key) {
 		h.failed(r)
 		h.refuse(w, &errInvalidToken, indent)
 		return nil
@@ -267,8 +271,7 @@ func (h *TokenAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	}
 
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	repl.Set("http.auth.user.id", id.idAny)
-	repl.Set("http.auth.user.username", id.nameAny)
+	repl.Map(id.vars)
 	switch {
 	case onLogin:
 		return h.serveLogin(w, r, indent)
@@ -308,21 +311,6 @@ func (h *TokenAuth) lookup(r *http.Request, key string) (cachedIdentity, error) 
 	return newCachedIdentity(id), err
 }
 
-// isHex40 reports whether key is 40 lowercase hex characters, the only
-// keys DRF generates.
-func isHex40(key string) bool {
-	if len(key) != 40 {
-		return false
-	}
-	for i := 0; i < len(key); i++ {
-		c := key[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
 // failed counts a refused token against the client's failure budget.
 func (h *TokenAuth) failed(r *http.Request) {
 	if h.failures != nil {
@@ -337,9 +325,8 @@ func (h *TokenAuth) failed(r *http.Request) {
 // kept.
 func anonymous(r *http.Request) {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	if _, ok := repl.Get("http.auth.user.id"); !ok {
-		repl.Set("http.auth.user.id", "")
-		repl.Set("http.auth.user.username", "")
+	if _, ok := repl.Get(placeholderUserID); !ok {
+		repl.Map(anonymousVars)
 	}
 }
 
