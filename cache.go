@@ -122,6 +122,7 @@ type tokenCache struct {
 	maxPos      int // per shard
 	maxNeg      int // per shard
 	gen         atomic.Uint64
+	liveUntil   atomic.Int64 // the latest expiry of an entry put, unix ns
 	flight      singleflight.Group
 	now         func() int64
 }
@@ -143,28 +144,66 @@ func newTokenCache(ttl, negTTL time.Duration, size int) *tokenCache {
 	return c
 }
 
-// clock is the time in unix nanoseconds, updated every clockTick: reading
-// it costs an atomic load where time.Now costs half a cache hit. Expiry
-// is never early by more than clockTick.
+// clock is the time in unix nanoseconds, updated every clockTick while it
+// is read: reading it costs an atomic load where time.Now costs half a
+// cache hit. Expiry is never early by more than clockTick. After
+// clockIdle without a reader the ticker stops, so an idle server does not
+// wake 200 times a second; it is 0 then, and the next reader starts it.
 var (
 	clock     atomic.Int64
-	clockOnce sync.Once
+	clockRead atomic.Bool // read since the last tick
+	clockMu   sync.Mutex  // starting and stopping
 )
 
-const clockTick = 5 * time.Millisecond
+const (
+	clockTick = 5 * time.Millisecond
+	clockIdle = time.Second
+)
 
-// coarseNow reads the clock, starting its ticker on first use. The ticker
-// lives as long as the process, like the caches it serves.
+// coarseNow reads the clock, starting it if it is stopped.
 func coarseNow() int64 {
-	clockOnce.Do(func() {
-		clock.Store(time.Now().UnixNano())
-		go func() {
-			for t := range time.Tick(clockTick) {
-				clock.Store(t.UnixNano())
+	if t := clock.Load(); t != 0 {
+		if !clockRead.Load() { // one write per tick, not per read
+			clockRead.Store(true)
+		}
+		return t
+	}
+	return startClock()
+}
+
+func startClock() int64 {
+	clockMu.Lock()
+	defer clockMu.Unlock()
+	clockRead.Store(true)
+	if t := clock.Load(); t != 0 {
+		return t
+	}
+	now := time.Now().UnixNano()
+	clock.Store(now)
+	go runClock()
+	return now
+}
+
+// runClock updates the clock until it has gone unread for clockIdle.
+func runClock() {
+	tick := time.NewTicker(clockTick)
+	defer tick.Stop()
+	unread := 0
+	for t := range tick.C {
+		if clockRead.Swap(false) {
+			unread = 0
+		} else if unread++; unread >= int(clockIdle/clockTick) {
+			clockMu.Lock()
+			if !clockRead.Load() {
+				clock.Store(0)
+				clockMu.Unlock()
+				return
 			}
-		}()
-	})
-	return clock.Load()
+			clockMu.Unlock()
+			unread = 0
+		}
+		clock.Store(t.UnixNano())
+	}
 }
 
 func (c *tokenCache) shard(key string) *cacheShard {
@@ -235,14 +274,34 @@ func (c *tokenCache) put(key string, gen uint64, ci *cachedIdentity) {
 			evictOne(s.neg)
 		}
 		s.neg[key] = now + c.negTTL
+		c.extendLife(now + c.negTTL)
 		return
 	}
 	if _, ok := s.pos[key]; !ok && len(s.pos) >= c.maxPos {
 		evictOne(s.pos)
 	}
+	c.extendLife(now + c.ttl)
 	ci.expActive = (now+c.ttl)&^1 | ci.expActive&1
 	s.pos[key] = *ci
 	delete(s.neg, key)
+}
+
+// extendLife records that an entry lives until exp.
+func (c *tokenCache) extendLife(exp int64) {
+	for {
+		cur := c.liveUntil.Load()
+		if exp <= cur || c.liveUntil.CompareAndSwap(cur, exp) {
+			return
+		}
+	}
+}
+
+// live reports whether an entry may still be served: while it is not, a
+// change in the store cannot make an answer stale, and a store that polls
+// for changes may rest. The margin covers the coarse clock's lag and one
+// poll.
+func (c *tokenCache) live() bool {
+	return c.liveUntil.Load()+int64(time.Second) > time.Now().UnixNano()
 }
 
 // evictOne deletes one entry; Go's map order makes it a random one.
@@ -319,6 +378,9 @@ func (h *TokenAuth) provisionCache(storeKey string) error {
 			if c := target.Load(); c != nil {
 				c.flush()
 			}
+		}, func() bool {
+			c := target.Load()
+			return c == nil || c.live()
 		})
 	}
 	ttl := time.Duration(c.TTL)

@@ -319,3 +319,79 @@ func BenchmarkCacheMemoryPerEntry(b *testing.B) {
 		runtime.KeepAlive(c)
 	}
 }
+
+// watchingStore records the subscription the cache makes.
+type watchingStore struct {
+	store.Store
+	flush func()
+	live  func() bool
+}
+
+func (w *watchingStore) Watch(flush func(), live func() bool) (func(), bool) {
+	w.flush, w.live = flush, live
+	return func() {}, true
+}
+
+// The cache tells the store when it holds nothing a change could make
+// stale, so that a polling store can rest on an idle server.
+func TestCacheTellsTheStoreWhenItIsLive(t *testing.T) {
+	f := newFixture(t, nil, nil)
+	ws := &watchingStore{Store: f.h.store}
+	f.h.store = ws
+	f.h.Cache = &Cache{TTL: caddy.Duration(time.Minute), NegativeTTL: caddy.Duration(time.Minute)}
+	if err := f.h.provisionCache("live-test"); err != nil {
+		t.Fatal(err)
+	}
+	if ws.live == nil {
+		t.Fatal("no live func given to the store")
+	}
+	if ws.live() {
+		t.Fatal("an empty cache is live")
+	}
+	past := time.Now().Add(-10 * time.Minute).UnixNano()
+	f.h.cache.now = func() int64 { return past }
+	if r := f.do(t, "Token "+f.alice); r.code != http.StatusOK {
+		t.Fatalf("%+v", r)
+	}
+	if ws.live() {
+		t.Fatal("live with every entry expired (put 10 minutes ago with a 1 minute ttl)")
+	}
+	f.h.cache.now = coarseNow
+	if r := f.do(t, "Token "+randomKey(7)); r.code != http.StatusUnauthorized {
+		t.Fatalf("%+v", r)
+	}
+	if !ws.live() {
+		t.Fatal("not live with an unknown key remembered for a minute")
+	}
+	f.h.cache.flush()
+	if !ws.live() {
+		t.Fatal("a flush must not end liveness early: an answer may be in flight")
+	}
+}
+
+// The coarse clock stops when nobody reads it and starts again on a read,
+// with the current time.
+func TestCoarseClockStopsWhenIdle(t *testing.T) {
+	if d := time.Duration(coarseNow() - time.Now().UnixNano()).Abs(); d > 50*time.Millisecond {
+		t.Fatalf("clock off by %v", d)
+	}
+	deadline := time.Now().Add(clockIdle + time.Second)
+	for clock.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the clock still ticks %v after its last read", clockIdle+time.Second)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if d := time.Duration(coarseNow() - time.Now().UnixNano()).Abs(); d > 50*time.Millisecond {
+		t.Fatalf("restarted clock off by %v", d)
+	}
+	time.Sleep(3 * clockTick)
+	if clock.Load() == 0 {
+		t.Fatal("the clock stopped right after a read")
+	}
+	t1 := coarseNow()
+	time.Sleep(4 * clockTick)
+	if t2 := coarseNow(); t2 <= t1 {
+		t.Fatal("the restarted clock does not advance")
+	}
+}

@@ -108,7 +108,13 @@ type Watcher interface {
 	// cleaned up. flush must be cheap and must not block. pushed reports
 	// whether changes are actually pushed; when false, Watch may still be
 	// called, but callers must bound staleness by time alone.
-	Watch(flush func()) (stop func(), pushed bool)
+	//
+	// live, when not nil, reports whether the subscriber holds anything a
+	// change could make stale (a cache with unexpired entries). A store
+	// that polls may skip its polls while no subscriber is live; when one
+	// is live again it compares with its last poll, so a change made in
+	// between still calls flush.
+	Watch(flush func(), live func() bool) (stop func(), pushed bool)
 }
 
 // GenerateKey returns a new key as DRF makes them: 40 lowercase hex

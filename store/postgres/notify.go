@@ -118,7 +118,8 @@ func notifyIf(ctx context.Context, tx pgx.Tx, changed bool) error {
 // again. pushed is true when the notify option is set or the triggers were
 // found on both tables; without them only the changes made through
 // token_auth itself (logout, `caddy token`) are pushed, not Django's.
-func (s *Postgres) Watch(flush func()) (stop func(), pushed bool) {
+// Notifications cost nothing while nothing changes, so live is not used.
+func (s *Postgres) Watch(flush func(), live func() bool) (stop func(), pushed bool) {
 	if s.shared == nil || s.stops == nil {
 		return func() {}, false
 	}

@@ -113,7 +113,7 @@ func TestNotifyInstallsTriggersOnlyWhenAskedAndIdempotently(t *testing.T) {
 				return m
 			}
 			watch := func(t *testing.T, s *Postgres) bool {
-				stop, pushed := s.Watch(func() {})
+				stop, pushed := s.Watch(func() {}, nil)
 				stop()
 				return pushed
 			}
@@ -230,7 +230,7 @@ func TestDjangoChangesFlushWithin100ms(t *testing.T) {
 	ids := seedUsers(t, s, django, changes)
 
 	f := newFlushes()
-	stop, pushed := s.Watch(f.flush)
+	stop, pushed := s.Watch(f.flush, nil)
 	defer stop()
 	if !pushed {
 		t.Fatal("Watch with notify says changes are not pushed")
@@ -311,7 +311,7 @@ func TestStoreWritesNotifyWithoutTriggers(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := newFlushes()
-	stop, pushed := watcher.Watch(f.flush)
+	stop, pushed := watcher.Watch(f.flush, nil)
 	defer stop()
 	if pushed {
 		t.Error("without triggers Watch says changes are pushed")
@@ -380,7 +380,7 @@ func TestListenerReconnectsAfterServerRestart(t *testing.T) {
 		listensAtRun = append(listensAtRun, s.shared.listener.listens.Load())
 		mu.Unlock()
 		f.flush()
-	})
+	}, nil)
 	defer stop()
 	if !pushed {
 		t.Fatal("Watch with notify says changes are not pushed")
@@ -490,8 +490,8 @@ func TestWatchLeavesNoGoroutineBehind(t *testing.T) {
 		t.Fatal("two modules on one dsn do not share the pool")
 	}
 	fa, fb := newFlushes(), newFlushes()
-	stopA, _ := a.Watch(fa.flush)
-	stopB, _ := b.Watch(fb.flush)
+	stopA, _ := a.Watch(fa.flush, nil)
+	stopB, _ := b.Watch(fb.flush, nil)
 	waitListening(t, a, 1)
 	checkListeners(t, 1, "for two watches of one database")
 	fa.drain()
@@ -510,7 +510,7 @@ func TestWatchLeavesNoGoroutineBehind(t *testing.T) {
 	checkListeners(t, 1, "with one watch left")
 	stopB()
 	checkListeners(t, 0, "after the last stop")
-	_, _ = a.Watch(func() {})
+	_, _ = a.Watch(func() {}, nil)
 	waitListening(t, a, 2)
 	checkListeners(t, 1, "after watching again")
 	// Cleanup without stop: the module's watches end with it, and the
@@ -563,7 +563,7 @@ func TestListenerLogsNoPassword(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := newFlushes()
-	stop, pushed := s.Watch(f.flush)
+	stop, pushed := s.Watch(f.flush, nil)
 	defer stop()
 	if !pushed {
 		t.Error("notify set, database unreachable: Watch says changes are not pushed")

@@ -177,9 +177,9 @@ func (s *SQLite) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 // Watch implements store.Watcher: commits to the file by any other
 // connection or process are noticed within a poll interval (25ms), through
-// PRAGMA data_version.
-func (s *SQLite) Watch(flush func()) (stop func(), pushed bool) {
-	stop = s.db.watch(flush)
+// PRAGMA data_version, read while any subscriber is live.
+func (s *SQLite) Watch(flush func(), live func() bool) (stop func(), pushed bool) {
+	stop = s.db.watch(flush, live)
 	s.stops.mu.Lock()
 	s.stops.fns = append(s.stops.fns, stop)
 	s.stops.mu.Unlock()

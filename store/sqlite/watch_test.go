@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,7 +46,7 @@ func TestWatchNoticesOtherWritersWithin100ms(t *testing.T) {
 		case flushed <- struct{}{}:
 		default:
 		}
-	})
+	}, nil)
 	defer stop()
 	if !pushed {
 		t.Fatal("the sqlite store does not push changes")
@@ -81,10 +82,81 @@ func TestWatchNoticesOtherWritersWithin100ms(t *testing.T) {
 	}
 }
 
+// While no subscriber is live the file is not read; a change made in that
+// pause is still noticed once one is live again, and resuming without a
+// change flushes nothing.
+func TestWatchPausesWhileNotLive(t *testing.T) {
+	s, path := openStore(t)
+	var live atomic.Bool
+	live.Store(true)
+	flushed := make(chan struct{}, 100)
+	stop, _ := s.Watch(func() { flushed <- struct{}{} }, live.Load)
+	defer stop()
+	other, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	select {
+	case <-flushed: // the first read flushes: anything cached before it is suspect
+	case <-time.After(time.Second):
+		t.Fatal("no flush on the first read")
+	}
+	drain := func() int {
+		n := 0
+		for len(flushed) > 0 {
+			<-flushed
+			n++
+		}
+		return n
+	}
+	polls := &s.db.watchers.polls
+
+	for _, change := range []bool{false, true} {
+		live.Store(false)
+		time.Sleep(2 * pollInterval)
+		drain()
+		before := polls.Load()
+		time.Sleep(8 * pollInterval)
+		if n := polls.Load() - before; n != 0 {
+			t.Fatalf("%d reads while no subscriber is live", n)
+		}
+		if change {
+			if _, err := other.Exec(`INSERT INTO auth_user (password, is_superuser, username, last_name, email, is_staff, is_active, date_joined, first_name) VALUES ('!', 0, 'y', '', '', 0, 1, '2026-01-01 00:00:00', '')`); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(4 * pollInterval)
+			if n := drain(); n != 0 {
+				t.Fatalf("%d flushes while paused", n)
+			}
+		}
+		start := time.Now()
+		live.Store(true)
+		if change {
+			select {
+			case <-flushed:
+				if el := time.Since(start); el > 100*time.Millisecond {
+					t.Errorf("the change made while paused was noticed %v after resuming", el)
+				}
+			case <-time.After(time.Second):
+				t.Fatal("a change made while paused was missed")
+			}
+		} else {
+			time.Sleep(6 * pollInterval)
+			if polls.Load() == before {
+				t.Fatal("no reads after resuming")
+			}
+			if n := drain(); n != 0 {
+				t.Fatalf("resuming without a change flushed %d times", n)
+			}
+		}
+	}
+}
+
 func TestWatchStopsCalling(t *testing.T) {
 	s, path := openStore(t)
 	calls := make(chan struct{}, 100)
-	stop, _ := s.Watch(func() { calls <- struct{}{} })
+	stop, _ := s.Watch(func() { calls <- struct{}{} }, nil)
 	time.Sleep(3 * pollInterval)
 	stop()
 	other, err := sql.Open("sqlite", path)
