@@ -52,8 +52,9 @@ const (
 // cachedIdentity is a found identity. Its placeholders are answered by a
 // replacer provider made once per identity, so that a cache hit gives the
 // request its identity without allocating: Replacer.Set would allocate the
-// request's fresh map of static values, where appending a provider fits
-// the room Caddy's own providers leave.
+// request's fresh map of static values, where appending a provider (as
+// Caddy's own map handler does) fits the room Caddy's providers leave. A
+// value an earlier handler set with Replacer.Set is answered first.
 type cachedIdentity struct {
 	vars caddy.ReplacerFunc // {http.auth.user.id} and {http.auth.user.username}
 	// expiry in unix nanoseconds with its lowest bit replaced by
