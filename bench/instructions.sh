@@ -30,23 +30,14 @@ ROOT=$PWD
 
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-8s}
-PY=/usr/bin/python3
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
-log() { echo "bench: $*" >&2; }
-die() {
-	log "$*"
-	exit 1
-}
-
-root=0
-[ "$(id -u)" -eq 0 ] && root=1
 for tool in valgrind:valgrind callgrind_control:valgrind wrk:wrk curl:curl; do
 	cmd=${tool%%:*} pkg=${tool#*:}
 	if ! command -v "$cmd" >/dev/null; then
 		[ "$root" = 1 ] || die "$cmd is missing (Debian package $pkg); install it and run again"
-		log "installing $pkg with apt-get"
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null ||
-			{ apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null; }
+		apt_install "$pkg"
 	fi
 done
 
@@ -65,10 +56,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-	"$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
 log "building Caddy"
 go build -o "$tmp/caddy" ./cmd/caddy
 caddy=$tmp/caddy
@@ -85,15 +72,8 @@ names=(respond respond-header cache-hit)
 auths=("" "Token $key" "Token $key")
 ports=()
 for _ in "${names[@]}"; do ports+=("$(free_port)"); done
-cat >"$tmp/Caddyfile" <<CADDYFILE
-{
-	admin off
-	auto_https off
-	default_bind 127.0.0.1
-	log {
-		level WARN
-	}
-}
+caddyfile_global >"$tmp/Caddyfile"
+cat >>"$tmp/Caddyfile" <<CADDYFILE
 
 http://:${ports[0]} {
 	respond "ok"

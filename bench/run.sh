@@ -39,14 +39,9 @@ WARMUP=${WARMUP:-1s}
 CONNS=${CONNS:-32}
 PIN=${PIN:-0}
 GUNICORN_WORKERS=${GUNICORN_WORKERS:-3}
-PY=/usr/bin/python3
 WRK=/usr/bin/wrk
-
-log() { echo "bench: $*" >&2; }
-die() {
-	log "$*"
-	exit 1
-}
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 if [ "$PIN" = 1 ] && { [ "$(nproc)" -lt 2 ] || ! command -v taskset >/dev/null; }; then
 	log "PIN=1 needs 2 CPUs and taskset: running unpinned"
@@ -63,14 +58,6 @@ else
 fi
 
 # --- tools -----------------------------------------------------------------
-
-root=0
-[ "$(id -u)" -eq 0 ] && root=1
-apt_install() {
-	log "installing $* with apt-get"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null ||
-		{ apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; }
-}
 
 if [ ! -x "$WRK" ]; then
 	[ "$root" = 1 ] || die "$WRK is missing (Debian package wrk); install it and run again"
@@ -108,10 +95,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() {
-	"$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
 
 wait_http() { # url: until anything answers, at most 15s
 	local i
@@ -192,16 +175,8 @@ auths=("" "Token $key" "Token $key" "Token ${pgkey:-}" "Basic $basic" "Token $ke
 ports=()
 for _ in "${names[@]}"; do ports+=("$(free_port)"); done
 
-cat >"$tmp/Caddyfile" <<CADDYFILE
-{
-	admin off
-	auto_https off
-	default_bind 127.0.0.1
-	grace_period 1s
-	log {
-		level WARN
-	}
-}
+caddyfile_global >"$tmp/Caddyfile"
+cat >>"$tmp/Caddyfile" <<CADDYFILE
 
 # respond: the baseline
 http://:${ports[0]} {
