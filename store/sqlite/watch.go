@@ -90,9 +90,10 @@ func (w *watchers) live() bool {
 // read, since a subscriber may have cached something before it.
 //
 // Once it has a version, and while no subscriber is live (every cached
-// entry has expired), the poller skips the read, which costs a fraction of a millisecond of CPU on an
-// idle server, 40 times a second; it keeps the last version read, so the
-// first read after the pause still sees a change made during it.
+// entry has expired), the poller skips the read, which would cost an idle
+// server a fraction of a millisecond of CPU 40 times a second. It keeps the
+// last version read, so the first read after the pause still sees a change
+// made during it.
 func (d *database) poll(quit, done chan struct{}) {
 	defer close(done)
 	ctx, cancel := context.WithCancel(context.Background())
