@@ -2,7 +2,9 @@ package tokenauth
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -13,7 +15,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/tokenauth/caddy-tokenauth/store"
 	"github.com/tokenauth/caddy-tokenauth/store/sqlite"
 )
 
@@ -29,7 +30,10 @@ type fixture struct {
 func newFixture(t testing.TB, configure func(*TokenAuth), storeOpts map[string]any) *fixture {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "db.sqlite3")
-	// A file as Django leaves it: its tables, rollback journal.
+	f := &fixture{path: path, alice: newKey(t), bob: newKey(t)}
+	// A file as Django leaves it (its tables, rollback journal), seeded
+	// before the handler starts: a write made after it would reach the
+	// cache as a flush at a moment the test does not choose.
 	db, err := sql.Open("sqlite", path)
 	if err != nil {
 		t.Fatal(err)
@@ -39,49 +43,33 @@ func newFixture(t testing.TB, configure func(*TokenAuth), storeOpts map[string]a
 			t.Fatal(err)
 		}
 	}
+	if _, err := db.Exec(`INSERT INTO auth_user (password, is_superuser, username, last_name, email, is_staff, is_active, date_joined, first_name) VALUES ('!', 0, 'alice', '', '', 0, 1, '2026-01-01 00:00:00', ''), ('!', 0, 'bob', '', '', 0, 0, '2026-01-01 00:00:00', '')`); err != nil {
+		t.Fatal(err)
+	}
+	for user, key := range map[string]string{"alice": f.alice, "bob": f.bob} {
+		if _, err := db.Exec(`INSERT INTO authtoken_token (key, created, user_id) SELECT ?, '2026-01-01 00:00:00', id FROM auth_user WHERE username = ?`, key, user); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.QueryRow(`SELECT id FROM auth_user WHERE username = 'alice'`).Scan(&f.aliceID); err != nil {
+		t.Fatal(err)
+	}
 	db.Close()
 	cfg := map[string]any{"kind": "sqlite", "path": path}
 	for k, v := range storeOpts {
 		cfg[k] = v
 	}
 	raw, _ := json.Marshal(cfg)
-	h := &TokenAuth{StoreRaw: raw}
+	f.h = &TokenAuth{StoreRaw: raw}
 	if configure != nil {
-		configure(h)
+		configure(f.h)
 	}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
-	if err := h.Provision(ctx); err != nil {
+	if err := f.h.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { h.Cleanup() })
-	f := &fixture{h: h, path: path}
-	bg := context.Background()
-	for _, u := range []store.NewUser{{Username: "alice", Password: "!", Active: true}, {Username: "bob", Password: "!", Active: false}} {
-		if err := h.store.AddUser(bg, u); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if f.alice, err = h.store.CreateToken(bg, "alice", false); err != nil {
-		t.Fatal(err)
-	}
-	if f.bob, err = h.store.CreateToken(bg, "bob", false); err != nil {
-		t.Fatal(err)
-	}
-	aliceID, err := h.store.Lookup(bg, f.alice)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.aliceID = aliceID.ID
-	// Let the store's watcher see the seeding writes, so that the flush
-	// they cause does not land in the middle of a test. It reads only while
-	// the cache holds something: give it an entry, which the flush drops.
-	if h.cache != nil {
-		if _, err := h.cache.lookup(bg, h.store, f.alice); err != nil {
-			t.Fatal(err)
-		}
-	}
-	time.Sleep(80 * time.Millisecond)
+	t.Cleanup(func() { f.h.Cleanup() })
 	return f
 }
 
@@ -94,6 +82,15 @@ type result struct {
 	nextCalled bool
 	userID     string
 	username   string
+}
+
+// newKey makes a token key as DRF does: 20 random bytes in hex.
+func newKey(t testing.TB) string {
+	b := make([]byte, 20)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
 }
 
 func (f *fixture) do(t testing.TB, auth ...string) result {

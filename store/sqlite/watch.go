@@ -11,6 +11,9 @@ import (
 // other connections and processes (Django, `caddy token`, another Caddy).
 const pollInterval = 25 * time.Millisecond
 
+// firstReadTimeout bounds the read of the starting version in Provision.
+const firstReadTimeout = 250 * time.Millisecond
+
 // watchers runs one poller per open file while anyone watches it.
 type watchers struct {
 	mu    sync.Mutex
@@ -41,7 +44,7 @@ func (d *database) watch(flush func(), live func() bool) (stop func()) {
 	w.fns[id] = watcher{flush, live}
 	if w.quit == nil {
 		w.quit, w.done = make(chan struct{}), make(chan struct{})
-		go d.poll(w.quit, w.done)
+		go d.poll(d.firstVersion(), w.quit, w.done)
 	}
 	var once sync.Once
 	return func() {
@@ -84,17 +87,35 @@ func (w *watchers) live() bool {
 	return false
 }
 
+// firstVersion reads the version the poller starts from, before anyone
+// could cache anything under it, so that starting flushes nothing and
+// nothing flushes later for a commit made before the watch began. It
+// returns -1 if the file cannot be read in firstReadTimeout: a locked file
+// must not hold up Provision, and the poller then counts its own first
+// read as a change.
+func (d *database) firstVersion() int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), firstReadTimeout)
+	defer cancel()
+	v, err := d.dataVersion(ctx)
+	if err != nil {
+		d.resetWatchConn()
+		return -1
+	}
+	return v
+}
+
 // poll reads PRAGMA data_version on one dedicated connection: its value
 // changes when any other connection commits to the file. A read that fails
-// counts as a change, since one could have been missed; so does the first
-// read, since a subscriber may have cached something before it.
+// counts as a change, since one could have been missed; so does a first
+// read after last is -1, since a subscriber may have cached something
+// before it.
 //
 // Once it has a version, and while no subscriber is live (every cached
 // entry has expired), the poller skips the read, which would cost an idle
 // server a fraction of a millisecond of CPU 40 times a second. It keeps the
 // last version read, so the first read after the pause still sees a change
 // made during it.
-func (d *database) poll(quit, done chan struct{}) {
+func (d *database) poll(last int64, quit, done chan struct{}) {
 	defer close(done)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -105,10 +126,14 @@ func (d *database) poll(quit, done chan struct{}) {
 		case <-ctx.Done():
 		}
 	}()
-	var last int64 = -1
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 	for {
+		select {
+		case <-quit:
+			return
+		case <-tick.C:
+		}
 		if last < 0 || d.watchers.live() {
 			v, err := d.dataVersion(ctx)
 			if err != nil || v != last {
@@ -120,11 +145,6 @@ func (d *database) poll(quit, done chan struct{}) {
 				last = -1
 				d.resetWatchConn()
 			}
-		}
-		select {
-		case <-quit:
-			return
-		case <-tick.C:
 		}
 	}
 }
