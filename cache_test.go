@@ -18,15 +18,24 @@ import (
 	"github.com/tokenauth/caddy-tokenauth/store"
 )
 
-// countingStore counts lookups and can slow them down.
+// countingStore counts lookups and can slow them down, or hold them until
+// the test lets them go.
 type countingStore struct {
 	store.Store
 	lookups atomic.Int64
 	delay   time.Duration
+	started chan struct{} // if set, told when a lookup begins
+	release chan struct{} // if set, a lookup waits for it
 }
 
 func (c *countingStore) Lookup(ctx context.Context, key string) (store.Identity, error) {
 	c.lookups.Add(1)
+	if c.started != nil {
+		c.started <- struct{}{}
+	}
+	if c.release != nil {
+		<-c.release
+	}
 	if c.delay > 0 {
 		time.Sleep(c.delay)
 	}
@@ -106,15 +115,18 @@ func TestConcurrentMissesMakeOneQuery(t *testing.T) {
 
 func TestFlushDropsAnAnswerInFlight(t *testing.T) {
 	f := newFixture(t, nil, nil)
-	c := withCounter(f, 100*time.Millisecond)
+	c := withCounter(f, 0)
+	c.started, c.release = make(chan struct{}), make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		f.do(t, "Token "+f.alice)
 	}()
-	time.Sleep(30 * time.Millisecond)
+	<-c.started
 	f.h.cache.flush()
+	close(c.release)
 	<-done
+	c.started = nil
 	if _, known, _ := f.h.cache.get(f.alice); known {
 		t.Fatal("an answer read before the flush was cached after it")
 	}
@@ -369,7 +381,8 @@ func TestCacheTellsTheStoreWhenItIsLive(t *testing.T) {
 // The coarse clock stops when nobody reads it and starts again on a read,
 // with the current time.
 func TestCoarseClockStopsWhenIdle(t *testing.T) {
-	if d := time.Duration(coarseNow() - time.Now().UnixNano()).Abs(); d > 50*time.Millisecond {
+	// It lags by up to a tick, more while the machine is busy.
+	if d := time.Duration(coarseNow() - time.Now().UnixNano()).Abs(); d > 250*time.Millisecond {
 		t.Fatalf("clock off by %v", d)
 	}
 	deadline := time.Now().Add(clockIdle + time.Second)
@@ -379,16 +392,19 @@ func TestCoarseClockStopsWhenIdle(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if d := time.Duration(coarseNow() - time.Now().UnixNano()).Abs(); d > 50*time.Millisecond {
+	if d := time.Duration(coarseNow() - time.Now().UnixNano()).Abs(); d > 250*time.Millisecond {
 		t.Fatalf("restarted clock off by %v", d)
 	}
 	time.Sleep(3 * clockTick)
 	if clock.Load() == 0 {
 		t.Fatal("the clock stopped right after a read")
 	}
+	// A loaded machine may hold the ticker back for a while; it must
+	// still advance.
 	t1 := coarseNow()
-	time.Sleep(4 * clockTick)
-	if t2 := coarseNow(); t2 <= t1 {
-		t.Fatal("the restarted clock does not advance")
+	for deadline := time.Now().Add(clockIdle / 2); coarseNow() <= t1; time.Sleep(clockTick) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the restarted clock does not advance in %v", clockIdle/2)
+		}
 	}
 }
