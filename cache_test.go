@@ -116,7 +116,7 @@ func TestConcurrentMissesMakeOneQuery(t *testing.T) {
 func TestFlushDropsAnAnswerInFlight(t *testing.T) {
 	f := newFixture(t, nil, nil)
 	c := withCounter(f, 0)
-	c.started, c.release = make(chan struct{}), make(chan struct{})
+	c.started, c.release = make(chan struct{}, 1), make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -126,7 +126,6 @@ func TestFlushDropsAnAnswerInFlight(t *testing.T) {
 	f.h.cache.flush()
 	close(c.release)
 	<-done
-	c.started = nil
 	if _, known, _ := f.h.cache.get(f.alice); known {
 		t.Fatal("an answer read before the flush was cached after it")
 	}

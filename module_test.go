@@ -2,9 +2,7 @@ package tokenauth
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/tokenauth/caddy-tokenauth/store"
 	"github.com/tokenauth/caddy-tokenauth/store/sqlite"
 )
 
@@ -30,7 +29,7 @@ type fixture struct {
 func newFixture(t testing.TB, configure func(*TokenAuth), storeOpts map[string]any) *fixture {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "db.sqlite3")
-	f := &fixture{path: path, alice: newKey(t), bob: newKey(t)}
+	f := &fixture{path: path, alice: store.GenerateKey(), bob: store.GenerateKey()}
 	// A file as Django leaves it (its tables, rollback journal), seeded
 	// before the handler starts: a write made after it would reach the
 	// cache as a flush at a moment the test does not choose.
@@ -82,15 +81,6 @@ type result struct {
 	nextCalled bool
 	userID     string
 	username   string
-}
-
-// newKey makes a token key as DRF does: 20 random bytes in hex.
-func newKey(t testing.TB) string {
-	b := make([]byte, 20)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
 }
 
 func (f *fixture) do(t testing.TB, auth ...string) result {
