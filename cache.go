@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,7 +37,10 @@ type Cache struct {
 
 	// Size bounds the identities kept. Unknown keys are bounded apart, by
 	// the same number, so a flood of random keys never evicts a valid
-	// entry. Default: 100000.
+	// entry. An entry holds a copy of its key, never the request's header,
+	// and a key longer than 256 bytes (possible only with key_format any)
+	// is never cached. Expired entries are swept within a second. Default:
+	// 100000.
 	Size int `json:"size,omitempty"`
 }
 
@@ -47,6 +51,14 @@ const (
 	defaultNegativeTTL = 5 * time.Second
 	defaultCacheSize   = 100_000
 	cacheShards        = 64
+	// maxCachedKey is the longest key the cache keeps: longer keys are
+	// looked up every time, so that a cache's memory is bounded by its
+	// size whatever the headers clients send. DRF's keys have 40
+	// characters, knox's lookup prefixes 15.
+	maxCachedKey = 256
+	// sweepEvery is how often expired entries are dropped while the cache
+	// holds any.
+	sweepEvery = time.Second
 )
 
 // cachedIdentity is a found identity. Its placeholders are answered by a
@@ -126,17 +138,22 @@ type tokenCache struct {
 	liveUntil   atomic.Int64 // the latest expiry of an entry put, unix ns
 	flight      singleflight.Group
 	now         func() int64
+	sweeping    atomic.Bool   // a sweeper runs
+	quit        chan struct{} // closed by Destruct: the sweeper stops
+	sweepEvery  time.Duration
 }
 
 func newTokenCache(ttl, negTTL time.Duration, size int) *tokenCache {
 	perShard := max(size/cacheShards, 1)
 	c := &tokenCache{
-		seed:   maphash.MakeSeed(),
-		ttl:    int64(ttl),
-		negTTL: int64(negTTL),
-		maxPos: perShard,
-		maxNeg: perShard,
-		now:    coarseNow,
+		seed:       maphash.MakeSeed(),
+		ttl:        int64(ttl),
+		negTTL:     int64(negTTL),
+		maxPos:     perShard,
+		maxNeg:     perShard,
+		now:        coarseNow,
+		quit:       make(chan struct{}),
+		sweepEvery: sweepEvery,
 	}
 	for i := range c.shards {
 		c.shards[i].pos = make(map[string]cachedIdentity)
@@ -261,8 +278,15 @@ func (c *tokenCache) lookup(ctx context.Context, st store.Store, key string) (ca
 }
 
 // put stores an answer found when the cache was at generation gen; an
-// answer that raced with a flush is dropped.
+// answer that raced with a flush is dropped. The entry keeps a copy of the
+// key: the key a request brings is a part of its header, which may be far
+// longer.
 func (c *tokenCache) put(key string, gen uint64, ci *cachedIdentity) {
+	if len(key) > maxCachedKey {
+		return
+	}
+	key = strings.Clone(key)
+	defer c.startSweeper()
 	s := c.shard(key)
 	now := c.now()
 	s.mu.Lock()
@@ -313,6 +337,69 @@ func evictOne[V any](m map[string]V) {
 	}
 }
 
+// startSweeper starts the sweeper unless it runs.
+func (c *tokenCache) startSweeper() {
+	if !c.sweeping.Load() && c.sweeping.CompareAndSwap(false, true) {
+		go c.sweeper()
+	}
+}
+
+// sweeper drops expired entries every sweepEvery until the cache is empty
+// or destroyed, so that memory held by entries nobody asks for again is
+// returned, and an idle cache costs no wake-ups.
+func (c *tokenCache) sweeper() {
+	tick := time.NewTicker(c.sweepEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.quit:
+			c.sweeping.Store(false)
+			return
+		case <-tick.C:
+		}
+		if c.sweep() > 0 {
+			continue
+		}
+		c.sweeping.Store(false)
+		// A put that came after the sweep saw the flag still set and
+		// started nothing: take its entry over.
+		if pos, neg := c.len(); pos+neg == 0 || !c.sweeping.CompareAndSwap(false, true) {
+			return
+		}
+	}
+}
+
+// sweep drops the expired entries, one shard locked at a time, and
+// returns how many are left. A shard left empty gets fresh maps, since a
+// Go map never gives back the room it grew to.
+func (c *tokenCache) sweep() (left int) {
+	now := c.now()
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		hadPos, hadNeg := len(s.pos), len(s.neg)
+		for k, ci := range s.pos {
+			if ci.expires() <= now {
+				delete(s.pos, k)
+			}
+		}
+		for k, exp := range s.neg {
+			if exp <= now {
+				delete(s.neg, k)
+			}
+		}
+		if hadPos > 0 && len(s.pos) == 0 {
+			s.pos = make(map[string]cachedIdentity)
+		}
+		if hadNeg > 0 && len(s.neg) == 0 {
+			s.neg = make(map[string]int64)
+		}
+		left += len(s.pos) + len(s.neg)
+		s.mu.Unlock()
+	}
+	return left
+}
+
 // flush forgets everything, and anything being looked up right now.
 func (c *tokenCache) flush() {
 	c.gen.Add(1)
@@ -352,7 +439,12 @@ func (c *tokenCache) len() (pos, neg int) {
 // a logout on one route is forgotten on all of them.
 var caches = caddy.NewUsagePool()
 
-func (c *tokenCache) Destruct() error { return nil }
+// Destruct stops the sweeper when the last handler using the cache is
+// gone.
+func (c *tokenCache) Destruct() error {
+	close(c.quit)
+	return nil
+}
 
 // provisionCache sets up the handler's cache and subscribes it to the
 // store's changes.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -328,6 +329,27 @@ func BenchmarkCacheMemoryPerEntry(b *testing.B) {
 	}
 }
 
+// BenchmarkCacheMemoryPerUnknownKey fills a cache with 1,000,000 unknown
+// keys and reports the heap bytes each one costs.
+func BenchmarkCacheMemoryPerUnknownKey(b *testing.B) {
+	const n = 1_000_000
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		c := newTokenCache(time.Minute, time.Minute, n)
+		for i := 0; i < n; i++ {
+			c.put(randomKey(i), 0, nil)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		_, neg := c.len()
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(neg), "bytes/entry")
+		runtime.KeepAlive(c)
+		c.Destruct()
+	}
+}
+
 // watchingStore records the subscription the cache makes.
 type watchingStore struct {
 	store.Store
@@ -405,5 +427,109 @@ func TestCoarseClockStopsWhenIdle(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the restarted clock does not advance in %v", clockIdle/2)
 		}
+	}
+}
+
+// An unknown key is remembered at the cost of its own bytes: the entry
+// keeps a copy of the key, not the header it was cut from, however long
+// that header is (finding: 20,000 spaces before each random key pinned
+// 20 KB per unknown key).
+func TestCacheKeepsACopyOfTheKeyNotTheHeader(t *testing.T) {
+	f := newFixture(t, nil, nil)
+	const n = 2000
+	padding := strings.Repeat(" ", 20_000)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range n {
+		if r := f.do(t, "Token"+padding+randomKey(1_000_000+i)); r.code != http.StatusUnauthorized {
+			t.Fatalf("request %d: %+v", i, r)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if _, neg := f.h.cache.len(); neg != n {
+		t.Fatalf("%d unknown keys cached, want %d", neg, n)
+	}
+	grown := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("%d unknown keys behind 20 KB headers: heap grew %d bytes (%d per key)", n, grown, grown/n)
+	if grown > 1000*n {
+		t.Fatalf("heap grew %d bytes for %d unknown keys: over 1,000 bytes a key", grown, n)
+	}
+}
+
+// A key longer than maxCachedKey (possible with key_format any) is looked
+// up every time and never kept: the cache's memory is bounded by its size
+// whatever the header size.
+func TestCacheNeverKeepsAnOverlongKey(t *testing.T) {
+	f := newFixture(t, func(h *TokenAuth) { h.KeyFormat = "any" }, nil)
+	long := strings.Repeat("k", maxCachedKey+1)
+	for range 2 {
+		if r := f.do(t, "Token "+long); r.code != http.StatusUnauthorized || r.body != `{"detail":"Invalid token."}` {
+			t.Fatalf("%+v", r)
+		}
+	}
+	if pos, neg := f.h.cache.len(); pos+neg != 0 {
+		t.Fatalf("cached %d found and %d unknown entries for a %d-byte key", pos, neg, len(long))
+	}
+	if r := f.do(t, "Token "+strings.Repeat("k", maxCachedKey)); r.code != http.StatusUnauthorized {
+		t.Fatalf("%+v", r)
+	}
+	if _, neg := f.h.cache.len(); neg != 1 {
+		t.Fatalf("a key of exactly %d bytes was not cached (%d unknown entries)", maxCachedKey, neg)
+	}
+}
+
+// Expired entries are dropped by the sweep, found and unknown alike, and
+// live ones are kept.
+func TestCacheSweepDropsExpiredEntries(t *testing.T) {
+	c := newTokenCache(time.Minute, time.Second, 1000)
+	defer c.Destruct()
+	now := time.Now().UnixNano()
+	c.now = func() int64 { return now }
+	for i := range 100 {
+		ci := newCachedIdentity(store.Identity{ID: fmt.Sprint(i), Username: "u", Active: true})
+		c.put(randomKey(i), 0, &ci)
+		c.put(randomKey(1000+i), 0, nil)
+	}
+	if left := c.sweep(); left != 200 {
+		t.Fatalf("sweep of fresh entries left %d, want 200", left)
+	}
+	now += int64(2 * time.Second) // unknown keys expired, identities not
+	if left := c.sweep(); left != 100 {
+		t.Fatalf("sweep after negative_ttl left %d, want the 100 identities", left)
+	}
+	if pos, neg := c.len(); pos != 100 || neg != 0 {
+		t.Fatalf("after negative_ttl: %d found, %d unknown", pos, neg)
+	}
+	now += int64(time.Minute)
+	if left := c.sweep(); left != 0 {
+		t.Fatalf("sweep after ttl left %d", left)
+	}
+}
+
+// The sweeper runs while the cache holds entries and stops once they are
+// gone, so an idle cache wakes nobody.
+func TestCacheSweeperStopsWhenEmpty(t *testing.T) {
+	c := newTokenCache(time.Minute, time.Minute, 1000)
+	defer c.Destruct()
+	c.sweepEvery = time.Millisecond
+	var now atomic.Int64
+	now.Store(time.Now().UnixNano())
+	c.now = now.Load
+	c.put(randomKey(1), 0, nil)
+	if !c.sweeping.Load() {
+		t.Fatal("no sweeper after a put")
+	}
+	now.Add(int64(2 * time.Minute))
+	deadline := time.Now().Add(10 * time.Second)
+	for c.sweeping.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("the sweeper still runs 10 s after every entry expired")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, neg := c.len(); neg != 0 {
+		t.Fatalf("%d expired entries left when the sweeper stopped", neg)
 	}
 }
