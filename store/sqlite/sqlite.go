@@ -5,10 +5,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -38,6 +36,10 @@ type SQLite struct {
 	// Django's tables (it is opened as is and never altered) unless Create
 	// is set. Default: the embedded store at
 	// <caddy data dir>/token_auth/tokens.sqlite3, created on first use.
+	//
+	// A file token_auth creates is readable by its owner only (0600, and
+	// so are the -wal, -shm and -journal SQLite keeps beside it); an
+	// existing file keeps its mode.
 	Path string `json:"path,omitempty"`
 
 	// Create makes the file and Django's two tables (auth_user,
@@ -227,41 +229,20 @@ func (s *SQLite) SetPassword(ctx context.Context, username, encoded string) erro
 }
 
 // open opens the file, creating it and the tables if asked to, and prepares
-// the lookup.
+// the lookup. SQLite is always told to open the file as it is (mode=rw): a
+// missing file is created here, owner-only (see openFile).
 func open(path string, create bool, timeout time.Duration) (*database, error) {
 	fail := func(err error) (*database, error) {
 		return nil, fmt.Errorf("opening sqlite store %s: %w", path, err)
 	}
-	fi, err := os.Stat(path)
-	switch {
-	case err == nil && fi.IsDir():
-		return fail(errors.New("is a directory"))
-	case errors.Is(err, os.ErrNotExist) && !create:
-		return fail(errors.New("no such file (name an existing Django database, add the create option, or leave the path out for the embedded store)"))
-	case errors.Is(err, os.ErrNotExist):
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return fail(err)
-		}
-	case err != nil:
+	if _, err := openFile(path, create); err != nil {
 		return fail(err)
-	default:
-		// SQLite opens an unreadable file lazily; say so now, by name.
-		f, err := os.Open(path)
-		if err != nil {
-			return fail(err)
-		}
-		f.Close()
 	}
-
 	q := url.Values{}
 	q.Set("_txlock", "immediate")
 	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(timeout.Milliseconds(), 10)+")")
 	q.Add("_pragma", "foreign_keys(1)")
-	mode := "rw"
-	if create {
-		mode = "rwc"
-	}
-	q.Set("mode", mode)
+	q.Set("mode", "rw")
 	dsn := (&url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}).String()
 	sdb, err := sql.Open("sqlite", dsn)
 	if err != nil {
