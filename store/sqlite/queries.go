@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokenauth/caddy-tokenauth/store"
@@ -32,29 +34,40 @@ const lookupSQL = `SELECT "auth_user"."id", "auth_user"."username", "auth_user".
 // USE_TZ=True).
 const djangoTime = "2006-01-02 15:04:05.000000"
 
-// database is one open file, shared by every store module that names it.
+// database is one store file, shared by every store module that names it:
+// the connection pool open on it, replaced when another file takes its
+// place (see file.go).
 type database struct {
-	db      *sql.DB
-	lookupq *sql.Stmt
+	path    string
+	dsn     string
 	timeout time.Duration
+
+	cur     atomic.Pointer[handle] // never nil once open returns
+	epoch   time.Time              // the zero of checked
+	checked atomic.Int64           // when the file was last checked, in ns since epoch
+	swapMu  sync.Mutex             // held by the one checking the file; only ever tried on the request path
+	closed  bool                   // set by Destruct, under swapMu
 
 	watchers  watchers
 	watchMu   sync.Mutex
 	watchConn *sql.Conn // the poller's own connection
+	watchH    *handle   // the pool watchConn belongs to, held by it
 }
 
 // Destruct closes the database when its last user is gone.
 func (d *database) Destruct() error {
-	d.resetWatchConn()
-	if d.lookupq != nil {
-		d.lookupq.Close()
-	}
-	return d.db.Close()
+	d.swapMu.Lock()
+	d.closed = true
+	old := d.cur.Swap(&handle{err: fmt.Errorf("sqlite store %s is closed", d.path)})
+	d.swapMu.Unlock()
+	fi, err := os.Stat(d.path)
+	moved := old.file != nil && (err != nil || !os.SameFile(fi, old.file))
+	return d.retire(old, moved)
 }
 
 // migrate creates the tables that are missing, and nothing else.
-func (d *database) migrate(ctx context.Context) error {
-	tx, err := d.db.BeginTx(ctx, nil)
+func migrate(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -78,7 +91,7 @@ func (d *database) migrate(ctx context.Context) error {
 	}
 	if created {
 		// A file token_auth made itself: let readers run beside a writer.
-		if _, err := d.db.ExecContext(ctx, `PRAGMA journal_mode=WAL`); err != nil {
+		if _, err := db.ExecContext(ctx, `PRAGMA journal_mode=WAL`); err != nil {
 			return err
 		}
 	}
@@ -86,10 +99,10 @@ func (d *database) migrate(ctx context.Context) error {
 }
 
 // prepare checks the schema and prepares the lookup statement.
-func (d *database) prepare(ctx context.Context) error {
+func (h *handle) prepare(ctx context.Context) error {
 	for _, table := range []string{"auth_user", "authtoken_token"} {
 		var n int
-		err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, table).Scan(&n)
+		err := h.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, table).Scan(&n)
 		if err != nil {
 			return err
 		}
@@ -97,23 +110,28 @@ func (d *database) prepare(ctx context.Context) error {
 			return fmt.Errorf("no table %s (run Django's migrate with rest_framework.authtoken installed, or use the create option)", table)
 		}
 	}
-	st, err := d.db.PrepareContext(ctx, lookupSQL)
+	st, err := h.db.PrepareContext(ctx, lookupSQL)
 	if err != nil {
 		return fmt.Errorf("preparing token lookup: %w", err)
 	}
-	d.lookupq = st
+	h.lookupq = st
 	return nil
 }
 
 func (d *database) lookup(ctx context.Context, key string) (store.Identity, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
+	h, err := d.use(ctx)
+	if err != nil {
+		return store.Identity{}, err
+	}
+	defer h.release()
 	var (
 		id     int64
 		name   string
 		active bool
 	)
-	err := d.lookupq.QueryRowContext(ctx, key).Scan(&id, &name, &active)
+	err = h.lookupq.QueryRowContext(ctx, key).Scan(&id, &name, &active)
 	if err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.Identity{}, store.ErrNotFound
@@ -124,11 +142,16 @@ func (d *database) lookup(ctx context.Context, key string) (store.Identity, erro
 }
 
 func (d *database) user(ctx context.Context, username string) (store.User, error) {
+	h, err := d.use(ctx)
+	if err != nil {
+		return store.User{}, err
+	}
+	defer h.release()
 	var (
 		u  store.User
 		id int64
 	)
-	err := d.db.QueryRowContext(ctx, `SELECT "id", "username", "password", "is_active" FROM "auth_user" WHERE "username" = ?`, username).
+	err = h.db.QueryRowContext(ctx, `SELECT "id", "username", "password", "is_active" FROM "auth_user" WHERE "username" = ?`, username).
 		Scan(&id, &u.Username, &u.Password, &u.Active)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.User{}, fmt.Errorf("user %s: %w", username, store.ErrNoUser)
@@ -141,7 +164,12 @@ func (d *database) user(ctx context.Context, username string) (store.User, error
 }
 
 func (d *database) deleteKey(ctx context.Context, key string) (bool, error) {
-	res, err := d.db.ExecContext(ctx, `DELETE FROM "authtoken_token" WHERE "key" = ?`, key)
+	h, err := d.use(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer h.release()
+	res, err := h.db.ExecContext(ctx, `DELETE FROM "authtoken_token" WHERE "key" = ?`, key)
 	if err != nil {
 		return false, fmt.Errorf("%w: sqlite delete: %v", store.ErrUnavailable, err)
 	}
@@ -149,7 +177,7 @@ func (d *database) deleteKey(ctx context.Context, key string) (bool, error) {
 	return n > 0, nil
 }
 
-func (d *database) userID(ctx context.Context, tx *sql.Tx, username string) (int64, error) {
+func userID(ctx context.Context, tx *sql.Tx, username string) (int64, error) {
 	var id int64
 	err := tx.QueryRowContext(ctx, `SELECT "id" FROM "auth_user" WHERE "username" = ?`, username).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -159,12 +187,17 @@ func (d *database) userID(ctx context.Context, tx *sql.Tx, username string) (int
 }
 
 func (d *database) createToken(ctx context.Context, username string, reset bool) (string, error) {
-	tx, err := d.db.BeginTx(ctx, nil)
+	h, err := d.use(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer h.release()
+	tx, err := h.db.BeginTx(ctx, nil)
 	if err != nil {
 		return "", err
 	}
 	defer tx.Rollback()
-	uid, err := d.userID(ctx, tx, username)
+	uid, err := userID(ctx, tx, username)
 	if err != nil {
 		return "", err
 	}
@@ -192,12 +225,17 @@ func (d *database) createToken(ctx context.Context, username string, reset bool)
 }
 
 func (d *database) deleteToken(ctx context.Context, username string) (bool, error) {
-	tx, err := d.db.BeginTx(ctx, nil)
+	h, err := d.use(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer h.release()
+	tx, err := h.db.BeginTx(ctx, nil)
 	if err != nil {
 		return false, err
 	}
 	defer tx.Rollback()
-	uid, err := d.userID(ctx, tx, username)
+	uid, err := userID(ctx, tx, username)
 	if err != nil {
 		return false, err
 	}
@@ -210,7 +248,12 @@ func (d *database) deleteToken(ctx context.Context, username string) (bool, erro
 }
 
 func (d *database) listTokens(ctx context.Context) ([]store.Token, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT "auth_user"."username", "authtoken_token"."key", CAST("authtoken_token"."created" AS TEXT) FROM "authtoken_token" INNER JOIN "auth_user" ON ("authtoken_token"."user_id" = "auth_user"."id") ORDER BY "auth_user"."username"`)
+	h, err := d.use(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer h.release()
+	rows, err := h.db.QueryContext(ctx, `SELECT "auth_user"."username", "authtoken_token"."key", CAST("authtoken_token"."created" AS TEXT) FROM "authtoken_token" INNER JOIN "auth_user" ON ("authtoken_token"."user_id" = "auth_user"."id") ORDER BY "auth_user"."username"`)
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +284,12 @@ func parseDjangoTime(s string) time.Time {
 }
 
 func (d *database) addUser(ctx context.Context, u store.NewUser) error {
-	tx, err := d.db.BeginTx(ctx, nil)
+	h, err := d.use(ctx)
+	if err != nil {
+		return err
+	}
+	defer h.release()
+	tx, err := h.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -262,7 +310,12 @@ func (d *database) addUser(ctx context.Context, u store.NewUser) error {
 }
 
 func (d *database) setPassword(ctx context.Context, username, encoded string) error {
-	res, err := d.db.ExecContext(ctx, `UPDATE "auth_user" SET "password" = ? WHERE "username" = ?`, encoded, username)
+	h, err := d.use(ctx)
+	if err != nil {
+		return err
+	}
+	defer h.release()
+	res, err := h.db.ExecContext(ctx, `UPDATE "auth_user" SET "password" = ? WHERE "username" = ?`, encoded, username)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -39,7 +38,12 @@ type SQLite struct {
 	//
 	// A file token_auth creates is readable by its owner only (0600, and
 	// so are the -wal, -shm and -journal SQLite keeps beside it); an
-	// existing file keeps its mode.
+	// existing file keeps its mode. When another file is renamed over the
+	// path (a restore, rsync, a deploy), the store notices within 25ms,
+	// forgets what it cached and opens the new file; while no file is there
+	// (or one that is not a regular file), requests get 503. A file that
+	// vanished is not re-created while Caddy runs, even for the embedded
+	// store.
 	Path string `json:"path,omitempty"`
 
 	// Create makes the file and Django's two tables (auth_user,
@@ -179,7 +183,8 @@ func (s *SQLite) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 // Watch implements store.Watcher: commits to the file by any other
 // connection or process are noticed within a poll interval (25ms), through
-// PRAGMA data_version, read while any subscriber is live.
+// PRAGMA data_version, read while any subscriber is live; so is another
+// file taking its place, or its removal (see checkFile).
 func (s *SQLite) Watch(flush func(), live func() bool) (stop func(), pushed bool) {
 	stop = s.db.watch(flush, live)
 	s.stops.mu.Lock()
@@ -229,13 +234,15 @@ func (s *SQLite) SetPassword(ctx context.Context, username, encoded string) erro
 }
 
 // open opens the file, creating it and the tables if asked to, and prepares
-// the lookup. SQLite is always told to open the file as it is (mode=rw): a
-// missing file is created here, owner-only (see openFile).
+// the lookup. SQLite is always told to open the file as it is (mode=rw):
+// a missing file is created here, owner-only, so that no connection the
+// pool opens later re-creates a file that vanished.
 func open(path string, create bool, timeout time.Duration) (*database, error) {
 	fail := func(err error) (*database, error) {
 		return nil, fmt.Errorf("opening sqlite store %s: %w", path, err)
 	}
-	if _, err := openFile(path, create); err != nil {
+	fi, err := openFile(path, create)
+	if err != nil {
 		return fail(err)
 	}
 	q := url.Values{}
@@ -243,27 +250,19 @@ func open(path string, create bool, timeout time.Duration) (*database, error) {
 	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(timeout.Milliseconds(), 10)+")")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Set("mode", "rw")
-	dsn := (&url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}).String()
-	sdb, err := sql.Open("sqlite", dsn)
+	db := &database{
+		path:    path,
+		dsn:     (&url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}).String(),
+		timeout: timeout,
+		epoch:   time.Now(),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*timeout+5*time.Second)
+	defer cancel()
+	h, err := db.openHandle(ctx, fi, create)
 	if err != nil {
 		return fail(err)
 	}
-	sdb.SetMaxOpenConns(16)
-	sdb.SetMaxIdleConns(4)
-	db := &database{db: sdb, timeout: timeout}
-
-	ctx, cancel := context.WithTimeout(context.Background(), 2*timeout+5*time.Second)
-	defer cancel()
-	if create {
-		if err := db.migrate(ctx); err != nil {
-			sdb.Close()
-			return fail(err)
-		}
-	}
-	if err := db.prepare(ctx); err != nil {
-		sdb.Close()
-		return fail(err)
-	}
+	db.cur.Store(h)
 	return db, nil
 }
 
