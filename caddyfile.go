@@ -49,6 +49,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		login <path> {                 # DRF's obtain_auth_token
 //			throttle       <rate>      # e.g. 5/min, per client IP
 //			max_body       <size>      # default 64KiB
+//			body_timeout   <duration>  # time to send the body; default 5s
 //			upgrade_hashes             # rewrite outdated password hashes on login
 //		}
 //		logout <path>                  # POST deletes the caller's token: 204
@@ -223,6 +224,15 @@ func (l *Login) unmarshalBlock(d *caddyfile.Dispenser) error {
 				return d.Errf("max_body %q: want a size such as 64KiB, up to 1GiB", d.Val())
 			}
 			l.MaxBody = int64(n)
+		case "body_timeout":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(d.Val())
+			if err != nil || dur <= 0 {
+				return d.Errf("body_timeout %q: want a positive duration", d.Val())
+			}
+			l.BodyTimeout = caddy.Duration(dur)
 		case "upgrade_hashes":
 			l.UpgradeHashes = true
 		default:

@@ -24,6 +24,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{"login and logout", "token_auth {\n login /api/auth-token/\n logout /api/logout/\n}", `{"login":{"path":"/api/auth-token/"},"logout":"/api/logout/"}`},
 		{"login block", "token_auth {\n login /login {\n throttle 5/min\n max_body 1KiB\n upgrade_hashes\n }\n failure_throttle 20/min\n}",
 			`{"login":{"path":"/login","throttle":"5/min","max_body":1024,"upgrade_hashes":true},"failure_throttle":"20/min"}`},
+		{"login body_timeout", "token_auth {\n login /login {\n body_timeout 2s\n }\n}", `{"login":{"path":"/login","body_timeout":2000000000}}`},
 		{"cache off", "token_auth {\n cache off\n key_format any\n}", `{"cache":{"off":true},"key_format":"any"}`},
 		{"cache block", "token_auth {\n cache {\n ttl 1m\n negative_ttl 2s\n size 500\n }\n}", `{"cache":{"ttl":60000000000,"negative_ttl":2000000000,"size":500}}`},
 	}
@@ -64,6 +65,7 @@ func TestUnmarshalCaddyfileErrorsNameTheProblemAndLine(t *testing.T) {
 		{"bad throttle rate", "token_auth {\n\tlogin /a {\n\t\tthrottle 5/fortnight\n\t}\n}", []string{"period must start with s, m, h or d", "Testfile:3"}},
 		{"unknown login option", "token_auth {\n\tlogin /a {\n\t\tremember_me\n\t}\n}", []string{"unrecognized login option 'remember_me'", "Testfile:3"}},
 		{"bad max_body", "token_auth {\n\tlogin /a {\n\t\tmax_body lots\n\t}\n}", []string{"max_body", "Testfile:3"}},
+		{"bad body_timeout", "token_auth {\n\tlogin /l {\n\t\tbody_timeout 0s\n\t}\n}", []string{"body_timeout", "Testfile:3"}},
 		{"bad failure_throttle", "token_auth {\n\tfailure_throttle many\n}", []string{"failure_throttle", "Testfile:2"}},
 		{"cache on", "token_auth {\n\tcache on\n}", []string{"want off", "Testfile:2"}},
 		{"unknown cache option", "token_auth {\n\tcache {\n\t\tlru yes\n\t}\n}", []string{"unrecognized cache option 'lru'", "Testfile:3"}},

@@ -5,13 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -38,6 +39,12 @@ type Login struct {
 	// gets 413. Default: 65536.
 	MaxBody int64 `json:"max_body,omitempty"`
 
+	// BodyTimeout is how long the client has to send the whole request
+	// body, counted from when the endpoint starts reading it; a client
+	// still sending then gets 408 and the connection is closed. It never
+	// lengthens the server's own read_body timeout. Default: 5s.
+	BodyTimeout caddy.Duration `json:"body_timeout,omitempty"`
+
 	// UpgradeHashes rewrites a user's stored password with Django's
 	// current default (pbkdf2_sha256, 1,000,000 iterations) after a
 	// successful login with an older hasher or iteration count, as Django
@@ -50,6 +57,10 @@ type Login struct {
 
 // defaultMaxBody limits login request bodies.
 const defaultMaxBody = 64 << 10
+
+// defaultBodyTimeout bounds the time a client may take to send a login
+// body.
+const defaultBodyTimeout = 5 * time.Second
 
 // storeTimeout bounds the store calls of login and logout.
 const storeTimeout = 5 * time.Second
@@ -162,7 +173,7 @@ func negotiate(r *http.Request) (ok bool, indent int) {
 func (h *TokenAuth) serveLogin(w http.ResponseWriter, r *http.Request, indent int) error {
 	w.Header().Set("Allow", loginAllow)
 	if t := h.Login.throttle; t != nil {
-		if wait := t.allow(clientIP(r)); wait > 0 {
+		if wait := t.allow(h.clientIP(r)); wait > 0 {
 			detail, retry := throttledDetail(wait)
 			w.Header().Set("Retry-After", retry)
 			writeJSON(w, http.StatusTooManyRequests, indent, jsonPair{"detail", detail})
@@ -188,7 +199,12 @@ func (h *TokenAuth) serveLogin(w http.ResponseWriter, r *http.Request, indent in
 	}
 
 	maxBody := h.Login.MaxBody
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	body, err := h.readBody(w, r, maxBody+1)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		w.Header().Set("Connection", "close")
+		writeJSON(w, http.StatusRequestTimeout, indent, jsonPair{"detail", "The request body was not received in time."})
+		return nil
+	}
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, indent, jsonPair{"detail", "Could not read the request body."})
 		return nil
@@ -222,6 +238,13 @@ func (h *TokenAuth) serveLogin(w http.ResponseWriter, r *http.Request, indent in
 	}
 
 	user, ok, err := h.authenticate(r.Context(), username, pw)
+	if errors.Is(err, errHashQueueFull) {
+		h.logger.Warn("login refused: every password-hashing slot is busy and the queue is full",
+			zap.String("remote_ip", h.clientIP(r)))
+		w.Header()["Retry-After"] = []string{unavailableRetryWait}
+		writeJSON(w, http.StatusServiceUnavailable, indent, jsonPair{"detail", detailUnavailable})
+		return nil
+	}
 	if err != nil {
 		return h.unavailable(w, err)
 	}
@@ -240,48 +263,65 @@ func (h *TokenAuth) serveLogin(w http.ResponseWriter, r *http.Request, indent in
 }
 
 // authenticate is Django's ModelBackend.authenticate: the password check
-// runs before the active check, an unknown user costs one default-hasher
-// run, and an outdated hash is upgraded when configured. Each store call
-// has its own time limit; the hashing has none but the client's.
+// runs before the active check, and an outdated hash is upgraded when
+// configured. An unknown user takes the same path as a known one, checked
+// against a stored value of the default hasher and cost that no password
+// matches, so that the time an answer takes does not tell which usernames
+// exist. The check, and the re-hash of an upgrade, run in one of the
+// process's hashing slots; each store call has its own time limit.
 func (h *TokenAuth) authenticate(ctx context.Context, username, raw string) (store.User, bool, error) {
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	user, err := h.store.User(sctx, username)
 	cancel()
-	if errors.Is(err, store.ErrNoUser) {
-		err = h.hashing(ctx, func() { password.Dummy(raw) })
-		return store.User{}, false, err
-	}
-	if err != nil {
+	known := err == nil
+	encoded := user.Password
+	switch {
+	case errors.Is(err, store.ErrNoUser):
+		encoded = password.DummyEncoded()
+	case err != nil:
 		return store.User{}, false, err
 	}
 	var ok, mustUpdate bool
-	if err := h.hashing(ctx, func() { ok, mustUpdate = password.Check(raw, user.Password) }); err != nil {
+	var upgraded string
+	err = h.hashers.run(ctx, func() {
+		ok, mustUpdate = password.Check(raw, encoded)
+		if ok && known && mustUpdate && h.Login.UpgradeHashes {
+			upgraded, _ = makePassword(raw, 0)
+		}
+	})
+	if err != nil {
 		return store.User{}, false, err
 	}
-	if ok && mustUpdate && h.Login.UpgradeHashes {
-		if encoded, err := password.Make(raw, 0); err == nil {
-			sctx, cancel := context.WithTimeout(ctx, storeTimeout)
-			if err := h.store.SetPassword(sctx, user.Username, encoded); err != nil {
-				h.logger.Warn("upgrading password hash failed", zap.String("user_id", user.ID), zap.Error(err))
-			}
-			cancel()
+	if upgraded != "" {
+		sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		if err := h.store.SetPassword(sctx, user.Username, upgraded); err != nil {
+			h.logger.Warn("upgrading password hash failed", zap.String("user_id", user.ID), zap.Error(err))
 		}
+		cancel()
 	}
-	return user, ok && user.Active, nil
+	return user, ok && known && user.Active, nil
 }
 
-// hashing runs a password hash while holding one of the slots that bound
-// how many run at once, so a flood of logins queues instead of starving
-// every other request of CPU. A client that leaves stops waiting.
-func (h *TokenAuth) hashing(ctx context.Context, f func()) error {
-	select {
-	case h.hashSlots <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("waiting to check a password: %w", ctx.Err())
+// makePassword encodes a password with Django's default hasher (a variable
+// so that tests can see where it runs).
+var makePassword = password.Make
+
+// readBody reads up to limit bytes of the request body within the login's
+// body timeout (or the server's read timeout, if that is shorter), through
+// the connection's read deadline: a client that drips its body is cut off
+// with os.ErrDeadlineExceeded. Where the connection has no deadline to set
+// (HTTP/3, tests' recorders), the body is read as is.
+func (h *TokenAuth) readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	timeout := time.Duration(h.Login.BodyTimeout)
+	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv != nil {
+		if rt := time.Duration(srv.ReadTimeout); rt > 0 && rt < timeout {
+			timeout = rt
+		}
 	}
-	defer func() { <-h.hashSlots }()
-	f()
-	return nil
+	if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(timeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return nil, err
+	}
+	return io.ReadAll(io.LimitReader(r.Body, limit))
 }
 
 // serveLogout deletes the caller's token: 204 with no body.
@@ -315,8 +355,22 @@ func (h *TokenAuth) unavailable(w http.ResponseWriter, err error) error {
 }
 
 // clientIP is the client address as Caddy determined it (trusted_proxies
-// respected), for throttling.
-func clientIP(r *http.Request) string {
+// respected), for throttling. The first request that comes through a
+// trusted proxy on a server without trusted_proxies_strict logs a warning:
+// Caddy then takes the leftmost X-Forwarded-For entry, which the client
+// writes itself when the proxy appends to the header, so a client could
+// pick a fresh budget for every request.
+func (h *TokenAuth) clientIP(r *http.Request) string {
+	if !h.warnedProxies.Load() {
+		if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); trusted {
+			if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv != nil &&
+				srv.TrustedProxiesStrict == 0 && h.warnedProxies.CompareAndSwap(false, true) {
+				h.logger.Warn("throttling by client IP behind trusted_proxies without trusted_proxies_strict: " +
+					"behind a proxy that appends to X-Forwarded-For, clients choose their own IP and budget; " +
+					"set trusted_proxies_strict in the server's options")
+			}
+		}
+	}
 	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
 		return ip
 	}

@@ -1,10 +1,14 @@
 package tokenauth
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -14,6 +18,9 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tokenauth/caddy-tokenauth/password"
 	"github.com/tokenauth/caddy-tokenauth/store"
@@ -312,9 +319,13 @@ func TestFailureThrottleStopsGuessing(t *testing.T) {
 			t.Fatalf("guess %q over the budget: %d %s", k, r.code, r.body)
 		}
 	}
-	r := f.send(t, http.MethodGet, "/api/x", "", "", "Authorization", "Token "+f.alice)
+	r := f.send(t, http.MethodGet, "/api/x", "", "", "Authorization", "Token "+randomKey(8))
 	if r.code != 429 || r.header.Get("Retry-After") == "" || !strings.HasPrefix(r.body, `{"detail":"Request was throttled. Expected available in `) {
 		t.Fatalf("after the budget: %d %s", r.code, r.body)
+	}
+	// A valid token still passes (TestFailureThrottleNeverRefusesAValidToken).
+	if r := f.send(t, http.MethodGet, "/api/x", "", "", "Authorization", "Token "+f.alice); r.code != 200 {
+		t.Fatalf("valid token after the budget: %d %s", r.code, r.body)
 	}
 	// Anonymous requests and other clients are not affected.
 	if r := f.send(t, http.MethodGet, "/api/x", "", ""); r.code != 401 {
@@ -343,5 +354,157 @@ func TestLoginThrottleSurvivesAReload(t *testing.T) {
 	f := &fixture{h: reloaded}
 	if r := f.send(t, http.MethodPost, "/reload-login", jsonCT, `{}`); r.code != 429 {
 		t.Fatalf("after the reload: %d %s", r.code, r.body)
+	}
+}
+
+// The re-hash of an upgrade_hashes login costs as much as a check, and
+// runs inside the same hashing slot, never beside the limit.
+func TestLoginRehashRunsInsideAHashingSlot(t *testing.T) {
+	f := loginFixture(t, &Login{Path: "/login", UpgradeHashes: true}, nil)
+	f.h.hashers = newHashLimiter(1, 1)
+	held := -1
+	saved := makePassword
+	makePassword = func(raw string, iterations int) (string, error) {
+		held = len(f.h.hashers.slots)
+		return saved(raw, iterations)
+	}
+	t.Cleanup(func() { makePassword = saved })
+	r := f.send(t, http.MethodPost, "/login", jsonCT, `{"username":"carol","password":"`+testPassword+`"}`)
+	if r.code != 200 {
+		t.Fatalf("login: %d %s", r.code, r.body)
+	}
+	if held != 1 {
+		t.Fatalf("the re-hash ran with %d hashing slots held, want 1 (its own)", held)
+	}
+}
+
+// When every hashing slot is busy and the queue is full, a login is
+// answered 503 with Retry-After at once instead of joining an unbounded
+// queue.
+func TestLoginPastAFullHashQueueIs503(t *testing.T) {
+	f := loginFixture(t, &Login{Path: "/login"}, nil)
+	f.h.hashers = newHashLimiter(1, 0)
+	release, started := make(chan struct{}), make(chan struct{})
+	go f.h.hashers.run(context.Background(), func() { close(started); <-release })
+	<-started
+	defer close(release)
+	r := f.send(t, http.MethodPost, "/login", jsonCT, `{"username":"alice","password":"`+testPassword+`"}`)
+	if r.code != 503 || r.header.Get("Retry-After") != "1" || r.body != `{"detail":"Service temporarily unavailable, try again later."}` {
+		t.Fatalf("got %d %s Retry-After %q", r.code, r.body, r.header.Get("Retry-After"))
+	}
+}
+
+// A login body drip-fed slower than body_timeout allows is cut off with
+// 408 and a closed connection, with a Content-Length and chunked alike.
+func TestLoginBodyTimeoutCutsOffADrippedBody(t *testing.T) {
+	f := loginFixture(t, &Login{Path: "/login", BodyTimeout: caddy.Duration(300 * time.Millisecond)}, nil)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), w, nil)
+		next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+		if err := f.h.ServeHTTP(w, r, next); err != nil {
+			t.Error(err)
+		}
+	}))
+	defer srv.Close()
+	for _, framing := range []string{"Content-Length: 1000", "Transfer-Encoding: chunked"} {
+		t.Run(framing, func(t *testing.T) {
+			conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			fmt.Fprintf(conn, "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%s\r\n\r\n", framing)
+			// Drip a byte every 100 ms for up to 3 s, never finishing.
+			stop := make(chan struct{})
+			defer close(stop)
+			go func() {
+				for range 30 {
+					select {
+					case <-stop:
+						return
+					case <-time.After(100 * time.Millisecond):
+					}
+					b := "{"
+					if strings.HasPrefix(framing, "Transfer") {
+						b = "1\r\n{\r\n"
+					}
+					if _, err := io.WriteString(conn, b); err != nil {
+						return
+					}
+				}
+			}()
+			start := time.Now()
+			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("no answer to a dripped body within 10 s: %v", err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			took := time.Since(start)
+			if resp.StatusCode != http.StatusRequestTimeout || string(body) != `{"detail":"The request body was not received in time."}` || !resp.Close {
+				t.Fatalf("got %d %s (close %v)", resp.StatusCode, body, resp.Close)
+			}
+			if took > 3*time.Second {
+				t.Fatalf("answered after %v, when the client had stopped dripping: the deadline did not cut it off", took)
+			}
+		})
+	}
+}
+
+// Over its failure budget a client's refused tokens get 429, but a valid
+// token from the same IP still passes, whether the cache knows it or the
+// store finds it: behind one NAT, nobody can lock everybody out.
+func TestFailureThrottleNeverRefusesAValidToken(t *testing.T) {
+	f := loginFixture(t, nil, func(h *TokenAuth) { h.FailureThrottle = "3/min" })
+	if r := f.send(t, http.MethodGet, "/api/x", "", "", "Authorization", "Token "+f.alice); r.code != 200 {
+		t.Fatalf("alice before: %d %s", r.code, r.body)
+	}
+	for i := 1; i <= 3; i++ {
+		if r := f.send(t, http.MethodGet, "/api/x", "", "", "Authorization", "Token "+randomKey(100+i)); r.code != 401 {
+			t.Fatalf("guess %d: %d %s", i, r.code, r.body)
+		}
+	}
+	if r := f.send(t, http.MethodGet, "/api/x", "", "", "Authorization", "Token "+randomKey(200)); r.code != 429 {
+		t.Fatalf("guess over the budget: %d %s", r.code, r.body)
+	}
+	if r := f.send(t, http.MethodGet, "/api/x", "", "", "Authorization", "Token "+f.alice); r.code != 200 || !r.next {
+		t.Fatalf("alice (a cache hit) over the budget: %d %s", r.code, r.body)
+	}
+	carol, err := f.h.store.CreateToken(context.Background(), "carol", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := f.send(t, http.MethodGet, "/api/x", "", "", "Authorization", "Token "+carol); r.code != 200 || !r.next {
+		t.Fatalf("carol (a store lookup) over the budget: %d %s", r.code, r.body)
+	}
+	if r := f.send(t, http.MethodGet, "/api/x", "", "", "Authorization", "Token "+f.bob); r.code != 429 {
+		t.Fatalf("bob (inactive) over the budget: %d %s", r.code, r.body)
+	}
+}
+
+// A throttled handler behind trusted_proxies without
+// trusted_proxies_strict warns, once, on the first request that came
+// through a trusted proxy; with strict mode it says nothing.
+func TestThrottleWarnsOfTrustedProxiesWithoutStrict(t *testing.T) {
+	for _, strict := range []int{0, 1} {
+		f := loginFixture(t, nil, func(h *TokenAuth) { h.FailureThrottle = "30/min" })
+		core, logs := observer.New(zapcore.WarnLevel)
+		f.h.logger = zap.New(core)
+		srv := &caddyhttp.Server{TrustedProxiesStrict: strict}
+		for range 3 {
+			req := httptest.NewRequest(http.MethodGet, "/api/x", nil)
+			req.Header.Set("Authorization", "Token "+randomKey(300))
+			rec := httptest.NewRecorder()
+			req = caddyhttp.PrepareRequest(req, caddy.NewReplacer(), rec, srv)
+			caddyhttp.SetVar(req.Context(), caddyhttp.TrustedProxyVarKey, true)
+			caddyhttp.SetVar(req.Context(), caddyhttp.ClientIPVarKey, "198.51.100.7")
+			if err := f.h.ServeHTTP(rec, req, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n := logs.FilterMessageSnippet("trusted_proxies_strict").Len()
+		if want := 1 - strict; n != want {
+			t.Errorf("trusted_proxies_strict %d: %d warnings, want %d", strict, n, want)
+		}
 	}
 }

@@ -10,8 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"runtime"
 	"strings"
+	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -73,8 +73,10 @@ type TokenAuth struct {
 
 	// FailureThrottle limits, per client IP, the requests that present a
 	// token the store refuses (unknown key, inactive user), in DRF's rate
-	// syntax (20/min). Past it the client gets 429 with Retry-After until
-	// the window frees up, without a store query. Default: none.
+	// syntax (20/min). Past it such a request gets 429 with Retry-After
+	// instead of 401 until the window frees up; a valid token from the same
+	// IP still passes, so that clients behind one NAT or proxy cannot lock
+	// each other out. Default: none.
 	FailureThrottle string `json:"failure_throttle,omitempty"`
 
 	// Cache keeps lookups in memory. Default: on, with the defaults of
@@ -94,7 +96,10 @@ type TokenAuth struct {
 	stopWatch func()
 	anyKey    bool
 	failures  *throttle
-	hashSlots chan struct{}
+	hashers   *hashLimiter
+	// set once a throttled request came through a trusted proxy on a
+	// server without trusted_proxies_strict, and the warning was logged
+	warnedProxies *atomic.Bool
 	// the usage-pool names of the throttles, released at Cleanup
 	failuresKey, loginKey string
 	status                int
@@ -154,7 +159,7 @@ func (h *TokenAuth) Provision(ctx caddy.Context) error {
 
 // provisionLogin checks the login, logout and throttle settings.
 func (h *TokenAuth) provisionLogin() error {
-	h.hashSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
+	h.warnedProxies = new(atomic.Bool)
 	if h.FailureThrottle != "" {
 		r, err := parseRate(h.FailureThrottle)
 		if err != nil {
@@ -171,6 +176,7 @@ func (h *TokenAuth) provisionLogin() error {
 	if h.Login == nil {
 		return nil
 	}
+	h.hashers = passwordHashers()
 	if !strings.HasPrefix(h.Login.Path, "/") {
 		return fmt.Errorf("login path %q must start with /", h.Login.Path)
 	}
@@ -179,6 +185,12 @@ func (h *TokenAuth) provisionLogin() error {
 	}
 	if h.Login.MaxBody <= 0 {
 		h.Login.MaxBody = defaultMaxBody
+	}
+	if h.Login.BodyTimeout < 0 {
+		return fmt.Errorf("login body_timeout must not be negative")
+	}
+	if h.Login.BodyTimeout == 0 {
+		h.Login.BodyTimeout = caddy.Duration(defaultBodyTimeout)
 	}
 	if h.Login.Throttle != "" {
 		r, err := parseRate(h.Login.Throttle)
@@ -242,31 +254,20 @@ func (h *TokenAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		}
 	}
 
-	if h.failures != nil {
-		if wait := h.failures.wait(clientIP(r)); wait > 0 {
-			detail, retry := throttledDetail(wait)
-			w.Header().Set("Retry-After", retry)
-			writeJSON(w, http.StatusTooManyRequests, -1, jsonPair{"detail", detail})
-			return nil
-		}
-	}
 	if !hex && !h.anyKey && !isHex40(key) {
-		h.failed(r)
-		h.refuse(w, &errInvalidToken, indent)
+		h.refuseToken(w, r, &errInvalidToken, indent)
 		return nil
 	}
 	id, err := h.lookup(r, key)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			h.failed(r)
-			h.refuse(w, &errInvalidToken, indent)
+			h.refuseToken(w, r, &errInvalidToken, indent)
 			return nil
 		}
 		return h.unavailable(w, err)
 	}
 	if !id.active() {
-		h.failed(r)
-		h.refuse(w, &errInactive, indent)
+		h.refuseToken(w, r, &errInactive, indent)
 		return nil
 	}
 
@@ -311,11 +312,22 @@ func (h *TokenAuth) lookup(r *http.Request, key string) (cachedIdentity, error) 
 	return newCachedIdentity(id), err
 }
 
-// failed counts a refused token against the client's failure budget.
-func (h *TokenAuth) failed(r *http.Request) {
+// refuseToken answers a token the store refused and counts it against the
+// client's failure budget; a client over its budget gets 429 instead, and
+// is not counted again until the window frees up (DRF's throttles count
+// only the requests they let through).
+func (h *TokenAuth) refuseToken(w http.ResponseWriter, r *http.Request, e *drfError, indent int) {
 	if h.failures != nil {
-		h.failures.record(clientIP(r))
+		ip := h.clientIP(r)
+		if wait := h.failures.wait(ip); wait > 0 {
+			detail, retry := throttledDetail(wait)
+			w.Header().Set("Retry-After", retry)
+			writeJSON(w, http.StatusTooManyRequests, indent, jsonPair{"detail", detail})
+			return
+		}
+		h.failures.record(ip)
 	}
+	h.refuse(w, e, indent)
 }
 
 // anonymous makes the identity placeholders known and empty on a request

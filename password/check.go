@@ -54,6 +54,13 @@ func Dummy(raw string) {
 	}
 }
 
+// DummyEncoded returns a stored value of Django's default hasher and cost
+// (pbkdf2_sha256 with DefaultIterations) that no password matches. A login
+// for an unknown username checks the password against it with Check, so
+// that it takes the same code path, and the same time, as a wrong password
+// for a user whose password has the default cost.
+func DummyEncoded() string { return dummyEncoded }
+
 // dummyEncoded has the shape of a default pbkdf2_sha256 value: the default
 // iteration count, a 22-character salt and a random 32-byte "key" that no
 // known password derives. Tests may swap it for a cheaper one.
