@@ -8,16 +8,22 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/tokenauth/caddy-tokenauth/password"
 	"github.com/tokenauth/caddy-tokenauth/store"
+	"github.com/tokenauth/caddy-tokenauth/store/postgres"
 )
 
 func init() {
@@ -31,19 +37,65 @@ running or not, like manage.py drf_create_token.
 
 The store is chosen by, in order:
   --store sqlite:<path>       a Django db.sqlite3 (or any file with its tables)
-  --store postgres://…        a PostgreSQL database
+  --store postgres://…        a PostgreSQL database, by URL
+  --store 'host=… dbname=…'   the same, by key=value settings
   --config <file> [--adapter] the token_auth store in that config
   (neither)                   the embedded store in Caddy's data directory
 `,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.PersistentFlags().String("store", "", "store to use: sqlite:<path> or postgres://…")
+			cmd.PersistentFlags().String("store", "", "store to use: sqlite:<path>, postgres://… or 'host=… dbname=…'")
 			cmd.PersistentFlags().StringP("config", "c", "", "config file whose token_auth store to use")
 			cmd.PersistentFlags().StringP("adapter", "a", "", "name of the config adapter")
 			cmd.AddCommand(tokenCreateCmd(), tokenAddUserCmd(), tokenPasswdCmd(),
 				tokenDeleteCmd(), tokenListCmd(), tokenMigrateCmd())
+			for _, sub := range cmd.Commands() {
+				run := sub.RunE
+				sub.RunE = func(cmd *cobra.Command, args []string) error {
+					return oneLine(run(cmd, args))
+				}
+			}
 		},
 	})
 }
+
+// oneLine returns err with its text on one line, for the command's
+// "Error: …" line: pgx, for one, puts every address it tried on a line of
+// its own, often the same line twice (sslmode=prefer tries TLS, then
+// not). Lines are joined with a space after a colon, else with "; ", and
+// a line that repeats the one before is dropped. err still unwraps to
+// what it was.
+func oneLine(err error) error {
+	if err == nil || !strings.ContainsAny(err.Error(), "\r\n") {
+		return err
+	}
+	var b strings.Builder
+	prev := ""
+	for line := range strings.FieldsFuncSeq(err.Error(), func(r rune) bool { return r == '\n' || r == '\r' }) {
+		line = strings.TrimSpace(line)
+		if line == "" || line == prev {
+			continue
+		}
+		switch {
+		case b.Len() == 0:
+		case strings.HasSuffix(prev, ":"):
+			b.WriteString(" ")
+		default:
+			b.WriteString("; ")
+		}
+		b.WriteString(line)
+		prev = line
+	}
+	return &cliError{msg: b.String(), err: err}
+}
+
+// cliError is an error with the text the command prints in place of its own.
+type cliError struct {
+	msg string
+	err error
+}
+
+func (e *cliError) Error() string { return e.msg }
+func (e *cliError) Unwrap() error { return e.err }
 
 func tokenCreateCmd() *cobra.Command {
 	c := &cobra.Command{
@@ -68,6 +120,9 @@ func tokenAddUserCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			inactive, _ := cmd.Flags().GetBool("inactive")
+			if err := validUsername(args[0]); err != nil {
+				return err
+			}
 			encoded, err := newPassword(cmd)
 			if err != nil {
 				return err
@@ -218,10 +273,59 @@ func printToken(ctx context.Context, w io.Writer, s store.Store, username string
 	return nil
 }
 
+// usernameMaxLength is auth_user.username's max_length in Django.
+const usernameMaxLength = 150
+
+// validUsername applies the rules of Django's auth_user.username to a new
+// user's name, so that adduser makes only users Django could have made:
+// not blank, at most 150 characters, and UnicodeUsernameValidator's
+// r'^[\w.@+-]+\Z'. Python's \w, on str, is str.isalnum() or "_": letters
+// (Unicode L*), numbers (N*), and no marks and no other connector
+// punctuation; unicode.IsLetter and unicode.IsNumber give exactly that for
+// every character of Unicode 14 (Python 3.11's tables), and differ only on
+// characters a later Unicode version added. The name must also be in NFKC
+// form, to which Django's forms and create_user normalize a username
+// (AbstractBaseUser.normalize_username): a name that is not could be
+// stored, but Django's login form would never find it. Nothing is
+// stripped or normalized here: a refused name says why, and which name
+// would do.
+func validUsername(name string) error {
+	if name == "" {
+		return errors.New("invalid username: it is blank, and Django requires one")
+	}
+	if nfkc := norm.NFKC.String(name); nfkc != name && utf8.ValidString(name) {
+		return fmt.Errorf("invalid username %q: it is not in Unicode NFKC form, to which Django normalizes usernames (it would be %q)", name, nfkc)
+	}
+	for _, r := range name {
+		ok := unicode.IsLetter(r) || unicode.IsNumber(r) || strings.ContainsRune("_.@+-", r)
+		if !ok || r == utf8.RuneError {
+			return fmt.Errorf("invalid username %q: it may contain only letters, numbers, and @/./+/-/_ characters (Django's UnicodeUsernameValidator)", name)
+		}
+	}
+	if n := utf8.RuneCountInString(name); n > usernameMaxLength {
+		return fmt.Errorf("invalid username: Django allows at most %d characters (it has %d)", usernameMaxLength, n)
+	}
+	return nil
+}
+
+// The PBKDF2 iterations the commands accept. The most is what a login
+// accepts (password/limits.go, pbkdf2Iterations: Check refuses a stored
+// value with more), so that every password the command sets logs in. The
+// least is Django 2.0's default (2017), the lowest of the six-figure
+// defaults Django has had: no Django needs fewer to read a hash (each
+// value carries its own count, and Django rehashes at its own default on
+// the next login), and fewer are mistakes (1, 1000) or weaker than what
+// any Django since 2.0 writes.
+const (
+	minIterations = 100_000
+	maxIterations = 10_000_000
+)
+
 // passwordFlags adds the flags of the commands that set a password.
 func passwordFlags(c *cobra.Command) {
 	c.Flags().Bool("password-stdin", false, "read the password from the first line of standard input")
-	c.Flags().Int("iterations", password.DefaultIterations, "PBKDF2 iterations for the password hash")
+	c.Flags().Int("iterations", password.DefaultIterations,
+		"PBKDF2 iterations for the password hash ("+strconv.Itoa(minIterations)+" to "+strconv.Itoa(maxIterations)+")")
 }
 
 // newPassword reads a password as the flags say and encodes it with
@@ -229,6 +333,9 @@ func passwordFlags(c *cobra.Command) {
 func newPassword(cmd *cobra.Command) (string, error) {
 	fromStdin, _ := cmd.Flags().GetBool("password-stdin")
 	iterations, _ := cmd.Flags().GetInt("iterations")
+	if iterations < minIterations || iterations > maxIterations {
+		return "", fmt.Errorf("--iterations: want %d to %d (the most a login accepts), got %d", minIterations, maxIterations, iterations)
+	}
 	raw, err := readPassword(cmd, fromStdin)
 	if err != nil {
 		return "", err
@@ -311,7 +418,11 @@ func withStoreSet(cmd *cobra.Command, set map[string]any, f func(context.Context
 		}
 		raw, _ = json.Marshal(m)
 	}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	base, err := caddy.ProvisionContext(cliConfig())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := caddy.NewContext(base)
 	defer cancel()
 	holder := storeHolder{StoreRaw: raw}
 	mod, err := ctx.LoadModule(&holder, "StoreRaw")
@@ -325,11 +436,31 @@ func withStoreSet(cmd *cobra.Command, set map[string]any, f func(context.Context
 	return f(ctx, s)
 }
 
+// cliConfig is the config of the context a command loads its store in,
+// for its logging: without a config, caddy.Context.Logger gives modules
+// zap's development logger, which prints a stack trace with every warning.
+// The default log takes errors only. A store warns about what a server
+// rides out ("unreachable; starting anyway"), and a command does not ride
+// it out: the store's next call fails, and that error is the command's
+// one line.
+func cliConfig() *caddy.Config {
+	return &caddy.Config{Logging: &caddy.Logging{Logs: map[string]*caddy.CustomLog{
+		caddy.DefaultLoggerName: {BaseLog: caddy.BaseLog{Level: "ERROR"}},
+	}}}
+}
+
 // storeConfig returns the JSON of the store the flags name.
 func storeConfig(cmd *cobra.Command) (json.RawMessage, error) {
 	spec, _ := cmd.Flags().GetString("store")
 	configFile, _ := cmd.Flags().GetString("config")
 	adapter, _ := cmd.Flags().GetString("adapter")
+	// An empty value is a mistake (an unset variable in --store
+	// "$DATABASE_URL"), never a request for the embedded store.
+	for _, name := range []string{"store", "config"} {
+		if f := cmd.Flags().Lookup(name); f != nil && f.Changed && strings.TrimSpace(f.Value.String()) == "" {
+			return nil, fmt.Errorf("--%s is empty", name)
+		}
+	}
 	switch {
 	case spec != "" && configFile != "":
 		return nil, errors.New("use either --store or --config, not both")
@@ -345,23 +476,44 @@ func storeConfig(cmd *cobra.Command) (json.RawMessage, error) {
 	return defaultStore, nil
 }
 
-// parseStoreSpec turns --store into a store's JSON.
+// keyValueDSN is how a connection string in key=value form starts: a
+// keyword, as libpq's are, and "=".
+var keyValueDSN = regexp.MustCompile(`^\s*[A-Za-z_]+\s*=`)
+
+// urlScheme is a URL's scheme and "://".
+var urlScheme = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://`)
+
+// parseStoreSpec turns --store into a store's JSON. A postgres DSN is
+// either form pgx reads: a postgres:// or postgresql:// URL, or key=value
+// settings (host=… dbname=…).
 func parseStoreSpec(spec string) (json.RawMessage, error) {
 	var v map[string]string
 	switch {
 	case strings.HasPrefix(spec, "sqlite:"):
-		v = map[string]string{"kind": "sqlite", "path": strings.TrimPrefix(spec, "sqlite:")}
-	case strings.HasPrefix(spec, "postgres://"), strings.HasPrefix(spec, "postgresql://"):
+		path := strings.TrimPrefix(spec, "sqlite:")
+		if path == "" {
+			return nil, errors.New("--store: the path of sqlite:<path> is empty")
+		}
+		v = map[string]string{"kind": "sqlite", "path": path}
+	case strings.HasPrefix(spec, "postgres://"), strings.HasPrefix(spec, "postgresql://"), keyValueDSN.MatchString(spec):
 		v = map[string]string{"kind": "postgres", "dsn": spec}
 	default:
-		return nil, fmt.Errorf("--store: want sqlite:<path> or postgres://…, got %q", redactSpec(spec))
+		return nil, fmt.Errorf("--store: want sqlite:<path> or postgres://… (or key=value settings, 'host=… dbname=…'), got %q", redactSpec(spec))
 	}
 	return json.Marshal(v)
 }
 
-// redactSpec hides what could be a password in a store spec.
+// redactSpec hides what could be a password in a spec parseStoreSpec did
+// not take, with the postgres store's own redaction: a URL of any scheme
+// as a postgres URL, anything else as key=value settings. Beyond that,
+// what is left of an @ in a spec that is not a URL could be user info
+// (postgres:/user:pw@host), and is dropped.
 func redactSpec(spec string) string {
-	if i := strings.Index(spec, "@"); i >= 0 {
+	if scheme := urlScheme.FindString(spec); scheme != "" {
+		return scheme + strings.TrimPrefix(postgres.RedactDSN("postgres://"+spec[len(scheme):]), "postgres://")
+	}
+	spec = postgres.RedactDSN(spec)
+	if i := strings.LastIndex(spec, "@"); i >= 0 {
 		return "…" + spec[i:]
 	}
 	return spec

@@ -1,8 +1,25 @@
 package tokenauth
 
 import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tokenauth/caddy-tokenauth/password"
 )
 
 func TestParseStoreSpec(t *testing.T) {
@@ -61,5 +78,340 @@ func TestStoreFromConfig(t *testing.T) {
 		if err != nil || string(got) != tt.want {
 			t.Errorf("%s: got %s, %v", tt.name, got, err)
 		}
+	}
+}
+
+func TestParseStoreSpecAcceptsKeyValueDSN(t *testing.T) {
+	tests := []struct{ spec, want string }{
+		{"host=db dbname=app user=django", `{"dsn":"host=db dbname=app user=django","kind":"postgres"}`},
+		{"dbname=app", `{"dsn":"dbname=app","kind":"postgres"}`},
+		{" host = /run/postgresql dbname=app", `{"dsn":" host = /run/postgresql dbname=app","kind":"postgres"}`},
+	}
+	for _, tt := range tests {
+		got, err := parseStoreSpec(tt.spec)
+		if err != nil || string(got) != tt.want {
+			t.Errorf("%q: got %s, %v; want %s", tt.spec, got, err, tt.want)
+		}
+	}
+}
+
+func TestParseStoreSpecRefusesAnEmptySQLitePath(t *testing.T) {
+	got, err := parseStoreSpec("sqlite:")
+	if err == nil || !strings.Contains(err.Error(), "empty") {
+		t.Errorf("sqlite: with no path: got %s, %v; want an error saying the path is empty", got, err)
+	}
+}
+
+// cliResult is what a `caddy token …` run wrote and its exit code.
+type cliResult struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r cliResult) String() string {
+	return fmt.Sprintf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+}
+
+// runCLI runs `caddy token <args…>` as the caddy binary does
+// (caddycmd.Main), in a child process — this test binary, re-entered
+// through TestCLIHelperProcess — so that the test sees all the command
+// writes to stdout and stderr, logs included, and its exit code. The child
+// has a home and data directory of its own and no PG* variable.
+func runCLI(t *testing.T, stdin string, args ...string) cliResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], append([]string{"-test.run=^TestCLIHelperProcess$", "--"}, args...)...)
+	home := t.TempDir()
+	env := []string{"TOKENAUTH_CLI_HELPER=1", "HOME=" + home,
+		"XDG_DATA_HOME=" + filepath.Join(home, "data"), "XDG_CONFIG_HOME=" + filepath.Join(home, "config")}
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "PG") || name == "HOME" || strings.HasPrefix(name, "XDG_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	cmd.Env = env
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := cliResult{stdout: stdout.String(), stderr: stderr.String()}
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		r.code = exit.ExitCode()
+	case err != nil:
+		t.Fatalf("running caddy token %q: %v", args, err)
+	}
+	return r
+}
+
+// TestCLIHelperProcess is the child of runCLI: `caddy token` with the
+// arguments after "--". Run by itself, it does nothing.
+func TestCLIHelperProcess(t *testing.T) {
+	if os.Getenv("TOKENAUTH_CLI_HELPER") != "1" {
+		return
+	}
+	args := os.Args
+	for i, a := range args {
+		if a == "--" {
+			args = args[i+1:]
+			break
+		}
+	}
+	os.Args = append([]string{"caddy", "token"}, args...)
+	caddycmd.Main()
+	os.Exit(0)
+}
+
+// sqliteStore makes a Django database in a fresh file with `caddy token
+// migrate` and returns its --store flag and path.
+func sqliteStore(t *testing.T) (flag, path string) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "db.sqlite3")
+	flag = "--store=sqlite:" + path
+	if r := runCLI(t, "", "migrate", flag); r.code != 0 {
+		t.Fatalf("migrate: %v", r)
+	}
+	return flag, path
+}
+
+// sqliteQuery returns the one value a query of the database at path gives.
+func sqliteQuery(t *testing.T, path, query string, args ...any) string {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var v string
+	if err := db.QueryRow(query, args...).Scan(&v); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return v
+}
+
+func TestCLINeverPrintsTheStorePassword(t *testing.T) {
+	tests := []struct {
+		name, spec string
+		secret     string // in no output of the command
+	}{
+		{"url", "postgres://u:S3cret@127.0.0.1:1/db", "S3cret"},
+		{"postgresql url", "postgresql://u:S3cret@127.0.0.1:1/db", "S3cret"},
+		{"url with a percent-encoded password", "postgres://u:S3%40cret@127.0.0.1:1/db", "S3"},
+		{"password in the query", "postgres://u@127.0.0.1:1/db?sslmode=disable&password=S3cret", "S3cret"},
+		{"malformed url", "postgres://u:S3cret@127.0.0.1:notaport/db", "S3cret"},
+		{"key=value", "host=127.0.0.1 port=1 user=u password=S3cret dbname=db", "S3cret"},
+		{"key=value, password first", "password=S3cret host=127.0.0.1 port=1", "S3cret"},
+		{"key=value, quoted password", "host=127.0.0.1 port=1 password='S 3cret'", "3cret"},
+		{"key=value, malformed", "host=127.0.0.1 port=notaport password=S3cret", "S3cret"},
+		{"another scheme", "mysql://u:S3cret@db/app", "S3cret"},
+		{"scheme in capitals", "POSTGRES://u:S3cret@127.0.0.1:1/db", "S3cret"},
+		{"scheme without slashes", "postgres:/u:S3cret@127.0.0.1:1/db", "S3cret"},
+		{"not a spec, with a password", "db password=S3cret", "S3cret"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runCLI(t, "", "list", "--store", tt.spec)
+			if r.code == 0 {
+				t.Errorf("list succeeded: %v", r)
+			}
+			if strings.Contains(r.stdout+r.stderr, tt.secret) {
+				t.Errorf("the output shows the password %q: %v", tt.secret, r)
+			}
+		})
+	}
+}
+
+// pgKeyValue is TOKENAUTH_PG_DSN, a URL, in key=value form, with the
+// search_path set to schema.
+func pgKeyValue(t *testing.T, dsn, schema string) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	quote := strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace
+	kv := []string{"host='" + quote(u.Hostname()) + "'", "dbname='" + quote(strings.TrimPrefix(u.Path, "/")) + "'"}
+	if p := u.Port(); p != "" {
+		kv = append(kv, "port="+p)
+	}
+	if name := u.User.Username(); name != "" {
+		kv = append(kv, "user='"+quote(name)+"'")
+	}
+	if pw, ok := u.User.Password(); ok {
+		kv = append(kv, "password='"+quote(pw)+"'")
+	}
+	for k, vs := range u.Query() {
+		kv = append(kv, k+"='"+quote(vs[0])+"'")
+	}
+	return strings.Join(append(kv, "options='-c search_path="+schema+"'"), " ")
+}
+
+func TestCLIUsesAKeyValueDSNAsAPostgresStore(t *testing.T) {
+	dsn := os.Getenv("TOKENAUTH_PG_DSN")
+	if dsn == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("TOKENAUTH_PG_DSN is not set (eval \"$(scripts/pg-cluster.sh start <dir>)\")")
+		}
+		t.Skip("TOKENAUTH_PG_DSN is not set; eval \"$(scripts/pg-cluster.sh start <dir>)\" to run against PostgreSQL")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	schema := "cli_" + hex.EncodeToString(b[:])
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if _, err := conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("dropping schema %s: %v", schema, err)
+		}
+	}()
+
+	spec := pgKeyValue(t, dsn, schema)
+	if r := runCLI(t, "", "migrate", "--store", spec); r.code != 0 {
+		t.Fatalf("migrate --store %q: %v", spec, r)
+	}
+	r := runCLI(t, "s3cret pass\n", "adduser", "alice", "--password-stdin", "--iterations=100000", "--store", spec)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "Generated token ") {
+		t.Fatalf("adduser --store %q: %v", spec, r)
+	}
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+schema+".auth_user WHERE username = 'alice'").Scan(&n); err != nil || n != 1 {
+		t.Errorf("alice in %s.auth_user: %d rows, %v", schema, n, err)
+	}
+}
+
+func TestCLIUnreachablePostgresIsOneErrorLine(t *testing.T) {
+	for _, spec := range []string{
+		"postgres://u:pw5ecret@127.0.0.1:1/db",
+		"host=127.0.0.1 port=1 user=u password=pw5ecret dbname=db",
+	} {
+		for _, args := range [][]string{{"list"}, {"create", "alice"}, {"migrate"}} {
+			r := runCLI(t, "", append(args, "--store", spec)...)
+			lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
+			if r.code != 1 || len(lines) != 1 || !strings.HasPrefix(lines[0], "Error: ") ||
+				!strings.Contains(lines[0], "connection refused") {
+				t.Errorf("%s --store %q: want exit 1 and one line \"Error: … connection refused\" on stderr, got %v", args[0], spec, r)
+			}
+			if strings.Contains(r.stdout+r.stderr, "pw5ecret") {
+				t.Errorf("%s --store %q: the output shows the password: %v", args[0], spec, r)
+			}
+		}
+	}
+}
+
+func TestCLIRefusesAnEmptyStore(t *testing.T) {
+	for _, flag := range []string{"--store=sqlite:", "--store=", "--config="} {
+		r := runCLI(t, "", "list", flag)
+		if r.code != 1 || !strings.Contains(r.stderr, "empty") {
+			t.Errorf("list %s: want exit 1 and an error saying it is empty, got %v", flag, r)
+		}
+	}
+}
+
+func TestCLIAddUserRefusesUsernamesDjangoRejects(t *testing.T) {
+	const chars = "may contain only letters, numbers, and @/./+/-/_ characters"
+	tests := []struct{ name, username, want string }{
+		{"newline", "x\ny", chars},
+		{"trailing newline", "bob\n", chars},
+		{"leading space", " bob", chars},
+		{"trailing space", "bob ", chars},
+		{"inner space", "bo b", chars},
+		{"slash", "a/b", chars},
+		{"combining mark", "x\u0301", chars}, // Python's \w has no marks
+		{"connector punctuation but _", "a\u203fb", chars},
+		{"invalid UTF-8", "b\xffob", chars},
+		{"blank", "", "blank"},
+		{"300 characters", strings.Repeat("a", 300), "at most 150 characters"},
+		{"151 characters", strings.Repeat("é", 151), "at most 150 characters"},
+		{"not NFKC", "ｂｏｂ", "NFKC"},
+	}
+	flag, path := sqliteStore(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runCLI(t, "s3cret pass\n", "adduser", tt.username, "--password-stdin", "--iterations=100000", flag)
+			if r.code != 1 || !strings.Contains(r.stderr, tt.want) {
+				t.Errorf("adduser %q: want exit 1 and an error saying %q, got %v", tt.username, tt.want, r)
+			}
+		})
+	}
+	if n := sqliteQuery(t, path, "SELECT count(*) FROM auth_user"); n != "0" {
+		t.Errorf("auth_user has %s rows after refused adduser, want 0", n)
+	}
+
+	accepted := []string{"Zoë", "josé.d@x+y-z_1", strings.Repeat("é", 150), "用户", "٣٤"}
+	for _, username := range accepted {
+		r := runCLI(t, "s3cret pass\n", "adduser", username, "--password-stdin", "--iterations=100000", flag)
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "Generated token ") {
+			t.Errorf("adduser %q: %v", username, r)
+		}
+	}
+	if n := sqliteQuery(t, path, "SELECT count(*) FROM auth_user"); n != strconv.Itoa(len(accepted)) {
+		t.Errorf("auth_user has %s rows, want %d", n, len(accepted))
+	}
+}
+
+func TestCLIRefusesIterationsOutsideTheLoginsRange(t *testing.T) {
+	flag, path := sqliteStore(t)
+	if r := runCLI(t, "first pass\n", "adduser", "alice", "--password-stdin", "--iterations=100000", flag); r.code != 0 {
+		t.Fatalf("adduser alice: %v", r)
+	}
+	before := sqliteQuery(t, path, "SELECT password FROM auth_user WHERE username = 'alice'")
+	for _, n := range []string{"1", "0", "-1", "99999", "10000001", "2147483648"} {
+		for _, args := range [][]string{{"adduser", "bob"}, {"passwd", "alice"}} {
+			r := runCLI(t, "s3cret pass\n", append(args, "--password-stdin", "--iterations="+n, flag)...)
+			if r.code != 1 || !strings.Contains(r.stderr, "--iterations") || !strings.Contains(r.stderr, "100000") {
+				t.Errorf("%s --iterations=%s: want exit 1 and an error naming the range, got %v", args[0], n, r)
+			}
+		}
+	}
+	if n := sqliteQuery(t, path, "SELECT count(*) FROM auth_user WHERE username = 'bob'"); n != "0" {
+		t.Errorf("bob was added")
+	}
+	if after := sqliteQuery(t, path, "SELECT password FROM auth_user WHERE username = 'alice'"); after != before {
+		t.Errorf("alice's password changed: %s, was %s", after, before)
+	}
+
+	passwdLogsIn(t, flag, path, 100_000)
+}
+
+// TestCLIPasswordsAtTheMostIterationsLogIn checks the other end of the
+// range: 10,000,000 iterations, twice (set, then checked), take seconds,
+// and a minute and more under the race detector.
+func TestCLIPasswordsAtTheMostIterationsLogIn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("20,000,000 PBKDF2 iterations")
+	}
+	flag, path := sqliteStore(t)
+	if r := runCLI(t, "first pass\n", "adduser", "alice", "--password-stdin", "--iterations=100000", flag); r.code != 0 {
+		t.Fatalf("adduser alice: %v", r)
+	}
+	passwdLogsIn(t, flag, path, 10_000_000)
+}
+
+// passwdLogsIn sets alice's password with n iterations and checks that it
+// logs in.
+func passwdLogsIn(t *testing.T, flag, path string, n int) {
+	t.Helper()
+	r := runCLI(t, "s3cret pass\n", "passwd", "alice", "--password-stdin", "--iterations="+strconv.Itoa(n), flag)
+	if r.code != 0 {
+		t.Fatalf("passwd --iterations=%d: %v", n, r)
+	}
+	encoded := sqliteQuery(t, path, "SELECT password FROM auth_user WHERE username = 'alice'")
+	if !strings.HasPrefix(encoded, "pbkdf2_sha256$"+strconv.Itoa(n)+"$") {
+		t.Errorf("passwd --iterations=%d stored %s", n, encoded)
+	}
+	if ok, _ := password.Check("s3cret pass", encoded); !ok {
+		t.Errorf("passwd --iterations=%d: the password does not log in", n)
 	}
 }

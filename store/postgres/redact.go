@@ -18,6 +18,15 @@ var kvPassword = regexp.MustCompile(`(?i)(\b(?:ssl)?password\s*=\s*)('(?:[^'\\]|
 // queryPassword matches a password or sslpassword parameter of a URL's query.
 var queryPassword = regexp.MustCompile(`(?i)([?&](?:ssl)?password=)([^&#]*)`)
 
+// RedactDSN returns a connection string, as a URL or in key=value form,
+// fit for printing: the password of a URL's user info and every password
+// or sslpassword setting replaced by xxxxx, as the store itself shows its
+// DSN in logs and errors. The caddy token command prints specs with it.
+func RedactDSN(dsn string) string {
+	r, _ := redactDSN(dsn)
+	return r
+}
+
 // redactDSN returns dsn fit for logs and errors: the password of a URL's
 // user info and every password or sslpassword setting, in a URL's query or
 // in key=value form, replaced by xxxxx. It also returns the secrets it
