@@ -62,6 +62,10 @@ const (
 	migrateLockSQL = `SELECT pg_advisory_xact_lock(8390046443290751336)`
 )
 
+// generateKey makes the key of a new token; tests replace it to make one
+// collide with a key that exists.
+var generateKey = store.GenerateKey
+
 // Postgres error codes the store tells apart.
 const (
 	codeUniqueViolation = "23505"
@@ -288,7 +292,7 @@ func (d *database) createToken(ctx context.Context, username string, reset bool)
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
-		key = store.GenerateKey()
+		key = generateKey()
 		if _, err := tx.Exec(ctx, d.q(insertTokenSQL), key, uid); err != nil {
 			return fmt.Errorf("inserting token: %w", err)
 		}

@@ -26,6 +26,10 @@ const (
 // and tests that make a database as `manage.py migrate` would.
 var Schema = []string{ddlAuthUser, ddlToken}
 
+// generateKey makes the key of a new token; tests replace it to make one
+// collide with a key that exists.
+var generateKey = store.GenerateKey
+
 // The one query of the request path: the primary-key index of
 // authtoken_token, then auth_user by its primary key.
 const lookupSQL = `SELECT "auth_user"."id", "auth_user"."username", "auth_user"."is_active" FROM "authtoken_token" INNER JOIN "auth_user" ON ("authtoken_token"."user_id" = "auth_user"."id") WHERE "authtoken_token"."key" = ?`
@@ -214,7 +218,7 @@ func (d *database) createToken(ctx context.Context, username string, reset bool)
 	case !errors.Is(err, sql.ErrNoRows):
 		return "", err
 	}
-	key = store.GenerateKey()
+	key = generateKey()
 	// An insert, never an upsert: a colliding key fails instead of taking
 	// over another user's token (DRF 3.17's force_insert).
 	if _, err := tx.ExecContext(ctx, `INSERT INTO "authtoken_token" ("key", "created", "user_id") VALUES (?, ?, ?)`,
