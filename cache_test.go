@@ -3,6 +3,7 @@ package tokenauth
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -531,5 +532,81 @@ func TestCacheSweeperStopsWhenEmpty(t *testing.T) {
 	}
 	if _, neg := c.len(); neg != 0 {
 		t.Fatalf("%d expired entries left when the sweeper stopped", neg)
+	}
+}
+
+// The found identities are bounded by size, like the unknown keys.
+func TestCacheBoundsFoundIdentities(t *testing.T) {
+	const size = 2 * cacheShards
+	c := newTokenCache(time.Minute, time.Minute, size)
+	defer c.Destruct()
+	for i := range 50 * size {
+		ci := newCachedIdentity(store.Identity{ID: fmt.Sprint(i), Username: "u", Active: true})
+		c.put(randomKey(i), 0, &ci)
+		c.put(randomKey(1_000_000+i), 0, nil)
+	}
+	if pos, neg := c.len(); pos > size || neg > size || pos == 0 || neg == 0 {
+		t.Fatalf("%d found and %d unknown entries kept with size %d", pos, neg, size)
+	}
+}
+
+// Without a ttl, an identity is trusted 30 s where the store pushes its
+// changes (SQLite watches its file) and 5 s where it does not; unknown keys
+// 5 s either way.
+func TestCacheDefaultTTLs(t *testing.T) {
+	f := newFixture(t, nil, nil)
+	if got := time.Duration(f.h.cache.ttl); got != 30*time.Second {
+		t.Errorf("pushed store: ttl %v, want 30s", got)
+	}
+	if got := time.Duration(f.h.cache.negTTL); got != 5*time.Second {
+		t.Errorf("pushed store: negative_ttl %v, want 5s", got)
+	}
+	unpushed := &TokenAuth{store: &countingStore{Store: f.h.store}, logger: f.h.logger}
+	if err := unpushed.provisionCache("default-ttl-test"); err != nil {
+		t.Fatal(err)
+	}
+	defer unpushed.Cleanup()
+	if got := time.Duration(unpushed.cache.ttl); got != 5*time.Second {
+		t.Errorf("store without pushed changes: ttl %v, want 5s", got)
+	}
+	if got := time.Duration(unpushed.cache.negTTL); got != 5*time.Second {
+		t.Errorf("store without pushed changes: negative_ttl %v, want 5s", got)
+	}
+}
+
+// Handlers that use the same store with the same cache settings share one
+// cache, also across a reload (the new handler starts before the old one
+// is cleaned up), so a logout on one route is forgotten on all; other
+// settings get a cache of their own.
+func TestHandlersOfOneStoreShareACache(t *testing.T) {
+	f := newFixture(t, nil, nil)
+	provision := func(c *Cache) *TokenAuth {
+		h := &TokenAuth{StoreRaw: json.RawMessage(`{"kind":"sqlite","path":"` + f.path + `"}`), Cache: c}
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		t.Cleanup(cancel)
+		if err := h.Provision(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Cleanup() })
+		return h
+	}
+	same := provision(nil)
+	if same.cache != f.h.cache {
+		t.Fatal("two handlers of one store and the same settings have two caches")
+	}
+	if r := f.do(t, "Token "+f.alice); r.code != 200 {
+		t.Fatalf("%+v", r)
+	}
+	if pos, _ := same.cache.len(); pos != 1 {
+		t.Fatalf("the other handler's cache holds %d identities, want the one just looked up", pos)
+	}
+	if other := provision(&Cache{TTL: caddy.Duration(time.Minute)}); other.cache == f.h.cache {
+		t.Fatal("a handler with another ttl shares the cache")
+	}
+	if err := f.h.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if reloaded := provision(nil); reloaded.cache != same.cache {
+		t.Fatal("a reloaded handler got a new cache while another user of it lives")
 	}
 }

@@ -65,7 +65,10 @@ func TestHashLimiterBoundsRunningAndWaiting(t *testing.T) {
 		}
 	}
 	// The queue is full: the next one is refused without waiting.
-	if err := l.run(context.Background(), func() { t.Error("ran past a full queue") }); !errors.Is(err, errHashQueueFull) {
+	// (Bounded, so that a queue that never says no fails here, not hangs.)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := l.run(ctx, func() { t.Error("ran past a full queue") }); !errors.Is(err, errHashQueueFull) {
 		t.Fatalf("past a full queue: %v, want errHashQueueFull", err)
 	}
 	close(release)

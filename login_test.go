@@ -508,3 +508,46 @@ func TestThrottleWarnsOfTrustedProxiesWithoutStrict(t *testing.T) {
 		}
 	}
 }
+
+// The login path is matched exactly: a path below it is a protected route
+// like any other.
+func TestLoginPathIsMatchedExactly(t *testing.T) {
+	f := loginFixture(t, &Login{Path: "/login"}, nil)
+	body := `{"username":"alice","password":"` + testPassword + `"}`
+	if r := f.send(t, http.MethodPost, "/login", jsonCT, body); r.code != 200 {
+		t.Fatalf("/login: %d %s", r.code, r.body)
+	}
+	for _, path := range []string{"/login/x", "/loginx", "/login/"} {
+		if r := f.send(t, http.MethodPost, path, jsonCT, body); r.code != 401 || r.body != `{"detail":"Authentication credentials were not provided."}` {
+			t.Errorf("%s: %d %s, want the 401 of a protected route", path, r.code, r.body)
+		}
+	}
+}
+
+// Without max_body, a login body may have 64 KiB; one byte more is 413.
+func TestLoginBodyLimitDefaultsTo64KiB(t *testing.T) {
+	f := loginFixture(t, &Login{Path: "/login"}, nil)
+	fits := `{"username":"alice","password":"` + testPassword + `","pad":"`
+	fits += strings.Repeat("x", 64<<10-len(fits)-2) + `"}`
+	if r := f.send(t, http.MethodPost, "/login", jsonCT, fits); r.code != 200 {
+		t.Fatalf("a 64 KiB body: %d %s", r.code, r.body)
+	}
+	over := fits[:len(fits)-2] + `x"}`
+	if r := f.send(t, http.MethodPost, "/login", jsonCT, over); r.code != 413 || r.body != `{"detail":"Request body is larger than 65536 bytes."}` {
+		t.Fatalf("a body of 64 KiB + 1: %d %s", r.code, r.body)
+	}
+}
+
+// The tokens of inactive users count against failure_throttle like unknown
+// keys.
+func TestFailureThrottleCountsInactiveUsers(t *testing.T) {
+	f := loginFixture(t, nil, func(h *TokenAuth) { h.FailureThrottle = "3/min" })
+	for i := 1; i <= 3; i++ {
+		if r := f.send(t, http.MethodGet, "/api/x", "", "", "Authorization", "Token "+f.bob); r.code != 401 || r.body != `{"detail":"User inactive or deleted."}` {
+			t.Fatalf("bob %d: %d %s", i, r.code, r.body)
+		}
+	}
+	if r := f.send(t, http.MethodGet, "/api/x", "", "", "Authorization", "Token "+randomKey(400)); r.code != 429 {
+		t.Fatalf("after 3 refused tokens of an inactive user: %d %s, want 429", r.code, r.body)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -205,14 +206,22 @@ func TestCustomKeyword(t *testing.T) {
 	}
 }
 
+// A keyword that cannot stand as the first word of an Authorization header
+// is refused by Provision itself, with a store that would open (so that the
+// refusal is the keyword's).
 func TestProvisionRejectsBadKeyword(t *testing.T) {
-	for _, kw := range []string{"To ken", "Tök", "Token\t"} {
-		h := &TokenAuth{Keyword: kw, StoreRaw: json.RawMessage(`{"kind":"sqlite","path":"/nonexistent"}`)}
+	path := newFixture(t, nil, nil).path
+	for _, kw := range []string{"To ken", "Tök", "Token\t", "Bearer"} {
+		h := &TokenAuth{Keyword: kw, StoreRaw: json.RawMessage(`{"kind":"sqlite","path":"` + path + `"}`)}
 		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 		err := h.Provision(ctx)
+		h.Cleanup()
 		cancel()
-		if err == nil {
-			t.Errorf("keyword %q accepted", kw)
+		switch {
+		case kw == "Bearer" && err != nil:
+			t.Errorf("keyword %q refused: %v", kw, err)
+		case kw != "Bearer" && (err == nil || !strings.Contains(err.Error(), "keyword")):
+			t.Errorf("keyword %q: %v, want an error about the keyword", kw, err)
 		}
 	}
 }
@@ -239,7 +248,7 @@ func TestLockedStoreAnswers503WithinTimeout(t *testing.T) {
 	start := time.Now()
 	r := f.do(t, "Token "+f.alice)
 	elapsed := time.Since(start)
-	if r.code != 503 || r.nextCalled || r.retryAfter == "" || r.body != `{"detail":"Service temporarily unavailable, try again later."}` {
+	if r.code != 503 || r.nextCalled || r.retryAfter != "1" || r.body != `{"detail":"Service temporarily unavailable, try again later."}` {
 		t.Fatalf("locked store: %+v", r)
 	}
 	if elapsed > 2*time.Second {
