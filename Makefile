@@ -1,4 +1,4 @@
-.PHONY: build run test bench fuzz clean
+.PHONY: build run test bench fuzz mutants clean
 
 # A Caddy with token_auth and the standard modules, as bin/caddy.
 build:
@@ -19,6 +19,11 @@ bench:
 # Fuzz the header parser for a minute.
 fuzz:
 	go test -run '^$$' -fuzz FuzzParseAuthorization -fuzztime 60s .
+
+# One deliberate bug at a time, each followed by the tests that should
+# catch it (scripts/mutants/*.txt); not run by CI.
+mutants:
+	bash scripts/mutants.sh
 
 clean:
 	rm -rf bin .demo
