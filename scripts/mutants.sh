@@ -96,7 +96,7 @@ PY
 	if [ "$pkg" = ./store/postgres ] || [ "$pkg" = ./integration ]; then
 		if [ -z "$pgdir" ]; then
 			pgdir=$(mktemp -d /tmp/tokenauth-mutants-pg.XXXXXX)
-			eval "$(bash "$root/scripts/pg-cluster.sh" start "$pgdir")"
+			eval "$(bash "$root/scripts/pg-cluster.sh" start "$pgdir" 2>"$work/pg.log")"
 		fi
 	fi
 	if ! (cd "$tree" && go vet "$pkg" >"$work/vet.log" 2>&1); then
