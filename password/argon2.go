@@ -1,7 +1,6 @@
 package password
 
 import (
-	"crypto/subtle"
 	"encoding/base64"
 	"strings"
 
@@ -78,7 +77,7 @@ func (h *argon2Hash) verify(raw string) bool {
 	} else {
 		k = argon2.Key([]byte(raw), h.salt, h.t, h.m, uint8(h.p), uint32(len(h.hash)))
 	}
-	return subtle.ConstantTimeCompare(k, h.hash) == 1
+	return secretsEqual(k, h.hash)
 }
 
 func (h *argon2Hash) mustUpdate() bool { return true }

@@ -69,7 +69,7 @@ var dummyEncoded = "pbkdf2_sha256$" + itoa(DefaultIterations) + "$" + Salt() + "
 // stored is one decoded stored password.
 type stored interface {
 	// verify reports whether raw is the password, in constant time with
-	// respect to the stored secret.
+	// respect to the stored secret: it compares through secretsEqual.
 	verify(raw string) bool
 	// mustUpdate reports whether Django 5.2 would re-encode the value after
 	// a successful check.

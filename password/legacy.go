@@ -3,7 +3,6 @@ package password
 import (
 	"crypto/md5"
 	"crypto/sha1"
-	"crypto/subtle"
 	"encoding/hex"
 	"strings"
 )
@@ -32,7 +31,7 @@ func decodeSalted(encoded, alg string) (stored, bool) {
 
 func (h *saltedHash) verify(raw string) bool {
 	again := h.alg + "$" + h.salt + "$" + hexDigest(h.alg, h.salt+raw)
-	return subtle.ConstantTimeCompare([]byte(again), []byte(h.encoded)) == 1
+	return secretsEqual([]byte(again), []byte(h.encoded))
 }
 
 func (h *saltedHash) mustUpdate() bool     { return true }
@@ -51,7 +50,7 @@ func (h unsalted) verify(raw string) bool {
 	if h.alg == "unsalted_sha1" {
 		again = "sha1$$" + hexDigest("sha1", raw)
 	}
-	return subtle.ConstantTimeCompare([]byte(again), []byte(h.encoded)) == 1
+	return secretsEqual([]byte(again), []byte(h.encoded))
 }
 
 func (h unsalted) mustUpdate() bool     { return true }

@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/sha1"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
 	"hash"
@@ -52,7 +51,7 @@ func randIndex(n int) int {
 // EncodePBKDF2SHA256 encodes raw as Django's PBKDF2PasswordHasher does:
 // pbkdf2_sha256$<iterations>$<salt>$<base64 of the 32-byte key>.
 func EncodePBKDF2SHA256(raw, salt string, iterations int) (string, error) {
-	dk, err := pbkdf2.Key(sha256.New, raw, []byte(salt), iterations, sha256.Size)
+	dk, err := pbkdf2Key(sha256.New, raw, []byte(salt), iterations, sha256.Size)
 	if err != nil {
 		return "", fmt.Errorf("pbkdf2_sha256: %w", err)
 	}
@@ -67,6 +66,10 @@ func Make(raw string, iterations int) (string, error) {
 	}
 	return EncodePBKDF2SHA256(raw, Salt(), iterations)
 }
+
+// pbkdf2Key derives every PBKDF2 key of the package; a variable so that a
+// test can count the iterations a check runs.
+var pbkdf2Key = pbkdf2.Key[hash.Hash]
 
 // hardenIterations is the iteration count a wrong password against a
 // weaker pbkdf2_sha256 value is made to cost: DefaultIterations, lowered by
@@ -107,7 +110,7 @@ func decodePBKDF2(encoded, alg string, newHash func() hash.Hash, size int) (stor
 }
 
 func (h *pbkdf2Hash) key(raw string, iterations int) []byte {
-	dk, err := pbkdf2.Key(h.newHash, raw, []byte(h.salt), iterations, h.size)
+	dk, err := pbkdf2Key(h.newHash, raw, []byte(h.salt), iterations, h.size)
 	if err != nil {
 		return nil
 	}
@@ -122,7 +125,7 @@ func (h *pbkdf2Hash) verify(raw string) bool {
 		return false
 	}
 	again := h.alg + "$" + strconv.Itoa(h.iterations) + "$" + h.salt + "$" + base64.StdEncoding.EncodeToString(dk)
-	return subtle.ConstantTimeCompare([]byte(again), []byte(h.encoded)) == 1
+	return secretsEqual([]byte(again), []byte(h.encoded))
 }
 
 // mustUpdate: only pbkdf2_sha256 at DefaultIterations with a salt of at

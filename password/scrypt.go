@@ -1,7 +1,6 @@
 package password
 
 import (
-	"crypto/subtle"
 	"encoding/base64"
 	"strconv"
 	"strings"
@@ -46,7 +45,7 @@ func (h *scryptHash) verify(raw string) bool {
 		return false
 	}
 	again := "scrypt$" + strconv.Itoa(h.n) + "$" + h.salt + "$" + strconv.Itoa(h.r) + "$" + strconv.Itoa(h.p) + "$" + base64.StdEncoding.EncodeToString(dk)
-	return subtle.ConstantTimeCompare([]byte(again), []byte(h.encoded)) == 1
+	return secretsEqual([]byte(again), []byte(h.encoded))
 }
 
 func (h *scryptHash) mustUpdate() bool { return true }

@@ -49,21 +49,44 @@ func expensive(encoded string) bool {
 	return false
 }
 
-// skipExpensiveUnderRace skips a check at a default cost under the race
-// detector, which makes each one take seconds; the cheap vectors cover the
-// same code there, and normal runs check all of them.
-func skipExpensiveUnderRace(t *testing.T, encoded string) {
+// skipUnderRace skips a test of checks at a default cost under the race
+// detector, which makes each one take seconds. The tests named Expensive…
+// run in make test's pass without -race (-run 'Timing|TakeAsLong|Expensive');
+// the cheap vectors cover the same code under the race detector.
+func skipUnderRace(t *testing.T) {
 	t.Helper()
-	if raceEnabled && expensive(encoded) {
-		t.Skip("a default-cost hash, slow under the race detector")
+	if raceEnabled {
+		t.Skip("checks at a default cost, slow under the race detector")
 	}
 }
 
 // Every vector in testdata/django_vectors.json was written by Django 3.2's
 // own hashers (scrypt by Django 4.0+'s hasher code on hashlib), and every
 // probe carries Django's verdict: Check must agree on all of them, and on
-// mustUpdate as Django computes it with 5.2's preferred hasher.
+// mustUpdate as Django computes it with 5.2's preferred hasher. The
+// vectors at a default cost are TestExpensiveDjangoVectors'.
 func TestCheckAgreesWithDjangoVectors(t *testing.T) {
+	counts := checkDjangoVectors(t, false)
+	for _, alg := range []string{"pbkdf2_sha256", "pbkdf2_sha1", "argon2", "bcrypt_sha256", "bcrypt", "scrypt", "md5", "sha1", "unsalted_md5", "unsalted_sha1"} {
+		if counts[alg] == 0 {
+			t.Errorf("no cheap %s vectors", alg)
+		}
+	}
+}
+
+// The Django vectors at a default cost (among them the only ones that need
+// no update), without the race detector.
+func TestExpensiveDjangoVectors(t *testing.T) {
+	skipUnderRace(t)
+	if counts := checkDjangoVectors(t, true); len(counts) == 0 {
+		t.Fatal("no expensive vectors")
+	}
+}
+
+// checkDjangoVectors checks the vectors of testdata/django_vectors.json
+// that are expensive, or those that are not, in parallel, and counts them
+// by algorithm.
+func checkDjangoVectors(t *testing.T, wantExpensive bool) map[string]int {
 	data, err := os.ReadFile(filepath.Join("testdata", "django_vectors.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -72,9 +95,11 @@ func TestCheckAgreesWithDjangoVectors(t *testing.T) {
 	useCheapDummy(t) // restored after the parallel subtests
 	counts := map[string]int{}
 	for i, v := range vs.Vectors {
+		if expensive(v.Encoded) != wantExpensive {
+			continue
+		}
 		counts[v.Algorithm]++
 		t.Run(v.Algorithm+"/"+itoa(i), func(t *testing.T) {
-			skipExpensiveUnderRace(t, v.Encoded)
 			t.Parallel()
 			ok, mustUpdate := Check(v.Password, v.Encoded)
 			if !ok {
@@ -97,12 +122,16 @@ func TestCheckAgreesWithDjangoVectors(t *testing.T) {
 			}
 		})
 	}
-	t.Logf("Django %s: %d vectors %v", vs.Django, len(vs.Vectors), counts)
-	for _, alg := range []string{"pbkdf2_sha256", "pbkdf2_sha1", "argon2", "bcrypt_sha256", "bcrypt", "scrypt", "md5", "sha1", "unsalted_md5", "unsalted_sha1"} {
-		if counts[alg] == 0 {
-			t.Errorf("no %s vectors", alg)
-		}
+	t.Logf("Django %s: %d of %d vectors %v", vs.Django, sumCounts(counts), len(vs.Vectors), counts)
+	return counts
+}
+
+func sumCounts(counts map[string]int) int {
+	n := 0
+	for _, c := range counts {
+		n += c
 	}
+	return n
 }
 
 // The committed vectors are real Django output: the generator, run now
