@@ -560,3 +560,37 @@ func TestFailureThrottleCountsInactiveUsers(t *testing.T) {
 		t.Fatalf("after 3 refused tokens of an inactive user: %d %s, want 429", r.code, r.body)
 	}
 }
+
+// The failure budget is kept across a reload (the new handler shares it
+// with the old one, which is cleaned up after it starts) and shared by the
+// handlers that name the same rate; another rate is another budget.
+func TestFailureThrottleSurvivesAReloadAndIsShared(t *testing.T) {
+	const rate = "3/min"
+	old := loginFixture(t, nil, func(h *TokenAuth) { h.FailureThrottle = rate })
+	for i := range 3 {
+		if r := old.send(t, http.MethodGet, "/api/x", "", "", "Authorization", "Token "+randomKey(500+i)); r.code != 401 {
+			t.Fatalf("guess %d: %d %s", i, r.code, r.body)
+		}
+	}
+	provision := func(rate string) *fixture {
+		h := &TokenAuth{StoreRaw: json.RawMessage(`{"kind":"sqlite","path":"` + old.path + `"}`), FailureThrottle: rate}
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		t.Cleanup(cancel)
+		if err := h.Provision(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Cleanup() })
+		return &fixture{h: h}
+	}
+	reloaded := provision(rate)
+	other := provision("4/min")
+	if err := old.h.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if r := reloaded.send(t, http.MethodGet, "/api/x", "", "", "Authorization", "Token "+randomKey(510)); r.code != 429 {
+		t.Fatalf("after the reload: %d %s, want 429", r.code, r.body)
+	}
+	if r := other.send(t, http.MethodGet, "/api/x", "", "", "Authorization", "Token "+randomKey(511)); r.code != 401 {
+		t.Fatalf("another rate: %d %s, want a budget of its own", r.code, r.body)
+	}
+}
