@@ -2,20 +2,16 @@ package password
 
 import (
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"strings"
 
-	// Deprecated as a cipher for new systems; bcrypt is built on it, and
-	// compatibility with stored bcrypt values is the point here.
-	"golang.org/x/crypto/blowfish"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // bcryptHash is a decoded bcrypt or bcrypt_sha256 value:
 // <algorithm>$$2b$<cost>$<22-char salt><31-char hash>.
 type bcryptHash struct {
 	preHash bool   // bcrypt_sha256: bcrypt the hex SHA-256 of the password
-	cost    int    // log2 of the key expansion rounds
 	data    []byte // the bcrypt string after "<algorithm>$"
 }
 
@@ -29,12 +25,6 @@ func decodeBcrypt(encoded string) (stored, bool) {
 
 // bcryptChars is bcrypt's base64 alphabet.
 const bcryptChars = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-
-// bcryptEncoding is bcrypt's base64: its own alphabet, no padding.
-var bcryptEncoding = base64.NewEncoding(bcryptChars).WithPadding(base64.NoPadding)
-
-// bcryptMinCost is the lowest cost bcrypt accepts.
-const bcryptMinCost = 4
 
 // decodeBcryptAlg accepts what pyca/bcrypt's hashpw accepts as a salt and
 // can return unchanged: the $2a$, $2b$ or $2y$ prefix, a two-digit cost
@@ -54,7 +44,7 @@ func decodeBcryptAlg(encoded, prefix string, preHash bool) (stored, bool) {
 		return nil, false
 	}
 	cost := int(data[4]-'0')*10 + int(data[5]-'0')
-	if cost < bcryptMinCost || cost > maxCost.bcryptCost {
+	if cost < bcrypt.MinCost || cost > maxCost.bcryptCost {
 		return nil, false
 	}
 	for i := 7; i < 60; i++ {
@@ -67,13 +57,12 @@ func decodeBcryptAlg(encoded, prefix string, preHash bool) (stored, bool) {
 	if strings.IndexByte(bcryptChars, data[28])%16 != 0 {
 		return nil, false
 	}
-	return &bcryptHash{preHash: preHash, cost: cost, data: []byte(data)}, true
+	return &bcryptHash{preHash: preHash, data: []byte(data)}, true
 }
 
 // verify hashes the password as Django does (bcrypt_sha256: the 64 hex
 // digits of its SHA-256; bcrypt: its first 72 bytes, where pyca/bcrypt
-// truncates), runs bcrypt with the stored cost and salt and compares the
-// whole string with the stored one, as Django does.
+// truncates) and compares bcrypt's output with the stored one.
 func (h *bcryptHash) verify(raw string) bool {
 	var pw []byte
 	if h.preHash {
@@ -88,36 +77,7 @@ func (h *bcryptHash) verify(raw string) bool {
 			pw = pw[:72]
 		}
 	}
-	again := append(h.data[:29:29], bcryptDigest(pw, h.cost, h.data[7:29])...)
-	return secretsEqual(again, h.data)
-}
-
-// bcryptDigest is bcrypt's 31-character hash of pw with the given cost and
-// 22-character salt (which decode has checked), as golang.org/x/crypto/bcrypt
-// and OpenBSD compute it: that package only compares, and its comparison
-// is not secretsEqual. Expanding a key of 73 bytes or more reads only the
-// first 72, as in C bcrypt.
-func bcryptDigest(pw []byte, cost int, salt []byte) []byte {
-	csalt, err := bcryptEncoding.DecodeString(string(salt))
-	if err != nil {
-		return nil
-	}
-	key := append(pw[:len(pw):len(pw)], 0) // C bcrypt expands the key with its NUL
-	c, err := blowfish.NewSaltedCipher(key, csalt)
-	if err != nil {
-		return nil
-	}
-	for range 1 << cost {
-		blowfish.ExpandKey(key, c)
-		blowfish.ExpandKey(csalt, c)
-	}
-	data := []byte("OrpheanBeholderScryDoubt")
-	for i := 0; i < len(data); i += 8 {
-		for range 64 {
-			c.Encrypt(data[i:i+8], data[i:i+8])
-		}
-	}
-	return []byte(bcryptEncoding.EncodeToString(data[:23])) // 23 of the 24 bytes, as C bcrypt
+	return bcrypt.CompareHashAndPassword(h.data, pw) == nil
 }
 
 func (h *bcryptHash) mustUpdate() bool { return true }

@@ -31,12 +31,12 @@ func TestCheckAndDummyTakeAsLongAsADefaultCheck(t *testing.T) {
 		{"unknown algorithm", func() { Check("wrong password", "rot13$salt$jebat") }},
 		{"Dummy", func() { Dummy("wrong password") }},
 	}
-	// Under the race detector one default check takes over a second:
-	// three rounds keep this test near 15 s there.
-	runs := 7
+	// Under the race detector one default check takes over a second, and
+	// unevenly: make test runs this test again without -race.
 	if raceEnabled {
-		runs = 3
+		t.Skip("timing under -race is not the code's: see make test's pass without -race")
 	}
+	const runs = 7
 	measure := func() (cpu, wall [][]time.Duration) {
 		cpu = make([][]time.Duration, len(cases))
 		wall = make([][]time.Duration, len(cases))
