@@ -2,7 +2,7 @@
 # make test: every test, as CI runs it. Installs missing Debian packages
 # (as root), checks formatting and vet, starts a throwaway PostgreSQL
 # cluster on 127.0.0.1, runs `go test -race ./...`, then the timing tests
-# without -race, and stops the cluster.
+# without -race and every benchmark once, and stops the cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,3 +35,7 @@ go test -race -count=1 -timeout 30m ./...
 # (the race detector slows hashing several times, unevenly), run without it,
 # one package at a time.
 go test -count=1 -p 1 -timeout 10m -run 'Timing|TakeAsLong|Expensive' . ./password/
+
+# Every benchmark once, so that none rots unseen (the figures themselves come
+# from make bench and bench/).
+go test -count=1 -p 1 -run '^$' -bench . -benchtime 1x ./...
