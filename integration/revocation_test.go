@@ -3,14 +3,19 @@ package integration
 // Revocation across Caddy instances: two Caddy processes share one
 // PostgreSQL database, each with its own cache of lookups; a token revoked
 // by anyone (`caddy token`, Django's SQL) stops working on both within
-// 100ms, through the store's NOTIFY triggers.
+// 100ms, through the store's NOTIFY triggers; and each holds, under load,
+// max_conns connections in its pool and one for its notify listener.
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,7 +35,9 @@ type revocationCaddy struct {
 	client *http.Client
 }
 
-// revocationFreePort is a TCP port on 127.0.0.1 that nothing listens on.
+// revocationFreePort is a TCP port on 127.0.0.1 that nothing listened on
+// a moment ago: another process may take it before Caddy binds it, and
+// revocationStartCaddy then tries again with new ports.
 func revocationFreePort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -41,11 +48,44 @@ func revocationFreePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// revocationMaxConns is each instance's pool size.
+const revocationMaxConns = 3
+
+// errRevocationPortTaken is a start-up that failed because a port was
+// taken between revocationFreePort and Caddy's bind.
+var errRevocationPortTaken = errors.New("a port was taken before caddy bound it")
+
 // revocationStartCaddy runs the built caddy with a Caddyfile whose
-// token_auth uses the postgres store of dsn with notify and a cache; it is
-// stopped (by its PID) when the test ends.
+// token_auth uses the postgres store of dsn with notify, a cache and
+// max_conns revocationMaxConns, under the application_name
+// "caddy_<name>"; it is stopped (by its PID) when the test ends. When a
+// port it was given is taken by the time it binds, it starts again on
+// new ones.
 func revocationStartCaddy(t *testing.T, name, dsn string) *revocationCaddy {
 	t.Helper()
+	const attempts = 5
+	for attempt := 1; ; attempt++ {
+		c, err := revocationTryCaddy(t, name, dsn)
+		if err == nil {
+			return c
+		}
+		if !errors.Is(err, errRevocationPortTaken) || attempt == attempts {
+			t.Fatalf("caddy %s, attempt %d: %v", name, attempt, err)
+		}
+		t.Logf("caddy %s, attempt %d: %v; trying new ports", name, attempt, err)
+	}
+}
+
+// revocationTryCaddy is one attempt of revocationStartCaddy.
+func revocationTryCaddy(t *testing.T, name, dsn string) (*revocationCaddy, error) {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("application_name", "caddy_"+name)
+	u.RawQuery = q.Encode()
 	dir := t.TempDir()
 	adminPort, port := revocationFreePort(t), revocationFreePort(t)
 	caddyfile := fmt.Sprintf(`{
@@ -59,6 +99,7 @@ http://127.0.0.1:%d {
 	token_auth {
 		store postgres {
 			dsn %q
+			max_conns %d
 			notify
 		}
 		cache {
@@ -68,7 +109,7 @@ http://127.0.0.1:%d {
 	}
 	respond "ok {http.auth.user.username}"
 }
-`, adminPort, port, dsn)
+`, adminPort, port, u.String(), revocationMaxConns)
 	config := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(config, []byte(caddyfile), 0o644); err != nil {
 		t.Fatal(err)
@@ -117,14 +158,18 @@ http://127.0.0.1:%d {
 	for {
 		select {
 		case <-exited:
-			t.Fatalf("caddy %s exited at start:\n%s", name, readLog())
+			log := readLog()
+			if strings.Contains(log, "address already in use") {
+				return nil, fmt.Errorf("%w (admin %d, http %d)", errRevocationPortTaken, adminPort, port)
+			}
+			return nil, fmt.Errorf("exited at start:\n%s", log)
 		default:
 		}
 		if status, _, err := c.get(""); err == nil && status == http.StatusUnauthorized {
-			return c
+			return c, nil
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("caddy %s does not answer on %s after 30s:\n%s", name, c.url, readLog())
+			return nil, fmt.Errorf("does not answer on %s after 30s:\n%s", c.url, readLog())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -320,4 +365,113 @@ func TestRevocationReachesEveryCaddyWithin100ms(t *testing.T) {
 			}
 		}
 	})
+
+	// The pool stays within max_conns; the notify listener's connection
+	// is one more, outside it.
+	t.Run("under load each instance holds max_conns + 1 connections", func(t *testing.T) {
+		revocationBackendsUnderLoad(t, instances)
+	})
+}
+
+// revocationBackendsUnderLoad sends the instances unknown keys (each one a
+// lookup: the cache has not seen it) from 16 clients each for 500ms while
+// it counts each instance's backends in pg_stat_activity (by
+// application_name), and wants max_conns + 1 of them, during the load and
+// after.
+func revocationBackendsUnderLoad(t *testing.T, instances []*revocationCaddy) {
+	const workers = 16
+	counter := pgConnect(t, pgDSN(t))
+	ctx := context.Background()
+	names := make([]string, len(instances))
+	for i, c := range instances {
+		names[i] = "caddy_" + c.name
+	}
+	backends := func() (map[string]int, error) {
+		rows, err := counter.Query(ctx, `SELECT application_name, count(*) FROM pg_stat_activity WHERE application_name = ANY($1) AND backend_type = 'client backend' GROUP BY 1`, names)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		n := make(map[string]int)
+		for rows.Next() {
+			var name string
+			var count int
+			if err := rows.Scan(&name, &count); err != nil {
+				return nil, err
+			}
+			n[name] = count
+		}
+		return n, rows.Err()
+	}
+
+	var (
+		wg       sync.WaitGroup
+		done     = make(chan struct{})
+		mu       sync.Mutex
+		requests int
+		failures []string
+	)
+	for _, c := range instances {
+		client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
+		t.Cleanup(client.CloseIdleConnections)
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var b [20]byte
+				for {
+					select {
+					case <-done:
+						return
+					default:
+					}
+					_, _ = rand.Read(b[:])
+					req, _ := http.NewRequest(http.MethodGet, c.url, nil)
+					req.Header.Set("Authorization", "Token "+hex.EncodeToString(b[:]))
+					status := 0
+					resp, err := client.Do(req)
+					if err == nil {
+						status = resp.StatusCode
+						_, _ = io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+					}
+					mu.Lock()
+					requests++
+					if err != nil || status != http.StatusUnauthorized {
+						failures = append(failures, fmt.Sprintf("caddy %s: %d %v", c.name, status, err))
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+	}
+	most := make(map[string]int)
+	samples := 0
+	for end := time.Now().Add(500 * time.Millisecond); time.Now().Before(end); samples++ {
+		n, err := backends()
+		if err != nil {
+			close(done)
+			wg.Wait()
+			t.Fatal(err)
+		}
+		for name, count := range n {
+			most[name] = max(most[name], count)
+		}
+	}
+	close(done)
+	wg.Wait()
+	after, err := backends()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d requests with unknown keys, %d clients per instance; backends over %d samples: at most %v, after the load %v (max_conns %d)",
+		requests, workers, samples, most, after, revocationMaxConns)
+	if len(failures) > 0 {
+		t.Errorf("%d of %d requests did not get 401, first: %s", len(failures), requests, failures[0])
+	}
+	for _, name := range names {
+		if most[name] != revocationMaxConns+1 || after[name] != revocationMaxConns+1 {
+			t.Errorf("%s: at most %d backends, %d after the load; want max_conns + 1 = %d", name, most[name], after[name], revocationMaxConns+1)
+		}
+	}
 }

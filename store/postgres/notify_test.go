@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"runtime"
 	"slices"
 	"strings"
@@ -17,12 +18,27 @@ import (
 )
 
 // flushes records the calls of a flush function without ever blocking it.
+// Made by listenerFlushes, it also notes how many LISTENs the listener had
+// done at each call, for afterListen.
 type flushes struct {
 	n  atomic.Int64
 	ch chan time.Time
+
+	l      *listener // nil: LISTENs are not noted
+	mu     sync.Mutex
+	seen   int64                   // the most LISTENs a call has seen
+	signal map[int64]chan struct{} // closed once a call has seen that many
 }
 
 func newFlushes() *flushes { return &flushes{ch: make(chan time.Time, 1024)} }
+
+// listenerFlushes is newFlushes for a flush registered with s's listener.
+func listenerFlushes(s *Postgres) *flushes {
+	f := newFlushes()
+	f.l = s.shared.listener
+	f.signal = make(map[int64]chan struct{})
+	return f
+}
 
 func (f *flushes) flush() {
 	f.n.Add(1)
@@ -30,6 +46,53 @@ func (f *flushes) flush() {
 	case f.ch <- time.Now():
 	default:
 	}
+	if f.l == nil {
+		return
+	}
+	// After the send: whoever afterListen wakes can drain this call.
+	listens := f.l.listens.Load()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.seen = max(f.seen, listens)
+	for n, ch := range f.signal {
+		if n <= f.seen {
+			close(ch)
+			delete(f.signal, n)
+		}
+	}
+}
+
+// afterListen is closed by the first call that follows the listener's
+// n-th LISTEN: the flush a session sends once LISTEN has taken effect.
+func (f *flushes) afterListen(n int64) <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ch := make(chan struct{})
+	if f.seen >= n {
+		close(ch)
+		return ch
+	}
+	if old, ok := f.signal[n]; ok {
+		return old
+	}
+	f.signal[n] = ch
+	return ch
+}
+
+// watchListening watches s with f (from listenerFlushes) and returns once
+// the listener has LISTENed and flushed for it, with that flush drained:
+// from then on every flush is a notification's (or a lost connection's).
+func watchListening(t *testing.T, s *Postgres, f *flushes) (stop func(), pushed bool) {
+	t.Helper()
+	stop, pushed = s.Watch(f.flush, nil)
+	select {
+	case <-f.afterListen(1):
+	case <-time.After(20 * time.Second):
+		stop()
+		t.Fatalf("no flush after LISTEN within 20s (%d LISTENs)", s.shared.listener.listens.Load())
+	}
+	f.drain()
+	return stop, pushed
 }
 
 // drain forgets the flushes so far.
@@ -229,14 +292,12 @@ func TestDjangoChangesFlushWithin100ms(t *testing.T) {
 	const changes = 50
 	ids := seedUsers(t, s, django, changes)
 
-	f := newFlushes()
-	stop, pushed := s.Watch(f.flush, nil)
+	f := listenerFlushes(s)
+	stop, pushed := watchListening(t, s, f)
 	defer stop()
 	if !pushed {
 		t.Fatal("Watch with notify says changes are not pushed")
 	}
-	waitListening(t, s, 1)
-	time.Sleep(50 * time.Millisecond)
 
 	t.Run("changes that revoke nothing send nothing", func(t *testing.T) {
 		for _, q := range []string{
@@ -310,14 +371,12 @@ func TestStoreWritesNotifyWithoutTriggers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newFlushes()
-	stop, pushed := watcher.Watch(f.flush, nil)
+	f := listenerFlushes(watcher)
+	stop, pushed := watchListening(t, watcher, f)
 	defer stop()
 	if pushed {
 		t.Error("without triggers Watch says changes are pushed")
 	}
-	waitListening(t, watcher, 1)
-	time.Sleep(50 * time.Millisecond)
 	ctx := context.Background()
 	key, _ := writer.CreateToken(ctx, "user0", false)
 
@@ -370,25 +429,13 @@ func TestListenerReconnectsAfterServerRestart(t *testing.T) {
 	createToken(t, s, "john")
 	createToken(t, s, "amy")
 
-	var (
-		mu           sync.Mutex
-		listensAtRun []int64
-	)
-	f := newFlushes()
-	stop, pushed := s.Watch(func() {
-		mu.Lock()
-		listensAtRun = append(listensAtRun, s.shared.listener.listens.Load())
-		mu.Unlock()
-		f.flush()
-	}, nil)
+	f := listenerFlushes(s)
+	stop, pushed := watchListening(t, s, f)
 	defer stop()
 	if !pushed {
 		t.Fatal("Watch with notify says changes are not pushed")
 	}
-	waitListening(t, s, 1)
-	time.Sleep(50 * time.Millisecond)
 	ctx := context.Background()
-	f.drain()
 	if _, err := s.DeleteToken(ctx, "john"); err != nil {
 		t.Fatal(err)
 	}
@@ -401,23 +448,13 @@ func TestListenerReconnectsAfterServerRestart(t *testing.T) {
 	if _, ok := f.wait(5 * time.Second); !ok {
 		t.Fatal("the server stopped: no flush within 5s")
 	}
-	mu.Lock()
-	listensAtRun = nil
-	mu.Unlock()
+	relistened := f.afterListen(2)
 	cluster.start(t)
 	waitListening(t, s, 2)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		mu.Lock()
-		flushedAfter := slices.Contains(listensAtRun, 2)
-		mu.Unlock()
-		if flushedAfter {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no flush after LISTEN succeeded again")
-		}
-		time.Sleep(5 * time.Millisecond)
+	select {
+	case <-relistened:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no flush after LISTEN succeeded again")
 	}
 
 	django, err := pgx.Connect(ctx, dsn)
@@ -489,13 +526,12 @@ func TestWatchLeavesNoGoroutineBehind(t *testing.T) {
 	if a.shared != b.shared {
 		t.Fatal("two modules on one dsn do not share the pool")
 	}
-	fa, fb := newFlushes(), newFlushes()
-	stopA, _ := a.Watch(fa.flush, nil)
+	// b watches once LISTEN has taken effect: each watcher's next flush
+	// is the change's.
+	fa, fb := listenerFlushes(a), newFlushes()
+	stopA, _ := watchListening(t, a, fa)
 	stopB, _ := b.Watch(fb.flush, nil)
-	waitListening(t, a, 1)
 	checkListeners(t, 1, "for two watches of one database")
-	fa.drain()
-	fb.drain()
 	addUser(t, a, "john", true)
 	createToken(t, a, "john")
 	if _, ok := fa.wait(time.Second); !ok {
@@ -548,7 +584,14 @@ func TestPoolDestructStopsTheListener(t *testing.T) {
 	checkListeners(t, 0, "after the pool is gone")
 	stop := l.watch(func() {}, nil, nil)
 	defer stop()
-	time.Sleep(50 * time.Millisecond)
+	// A loop would have been started by now (a goroutine that has not
+	// run yet does not show in the stack dump that checkListeners reads).
+	l.mu.Lock()
+	started, registered := l.cancel != nil, len(l.fns)
+	l.mu.Unlock()
+	if started || registered != 0 {
+		t.Errorf("a watch of a closed pool: loop started %v, %d flush functions registered; want none", started, registered)
+	}
 	checkListeners(t, 0, "after a watch of a closed pool")
 }
 
@@ -581,5 +624,176 @@ func TestListenerLogsNoPassword(t *testing.T) {
 		if text := e.Message + " " + string(b); strings.Contains(text, password) {
 			t.Errorf("password leaked: %s", text)
 		}
+	}
+}
+
+// The triggers as `migrate --notify` installs them fire on TRUNCATE of
+// either table and on an UPDATE of each identity column of auth_user, and
+// not on a login's last_login update. A connection of the test's own
+// LISTENs; after each statement it sends a marker, and the notifications
+// received before the marker are the statement's (the queue is in commit
+// order), so "none" needs no waiting.
+func TestTriggersFireOnTruncateAndIdentityUpdatesOnly(t *testing.T) {
+	dsn := freshDatabase(t, testDSN(t))
+	s, err := load(t, map[string]any{"dsn": dsn, "create": true, "notify": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addUser(t, s, "john", true)
+	createToken(t, s, "john")
+	addUser(t, s, "tokenless", true)
+	ctx := context.Background()
+	django := admin(t, dsn)
+	witness := admin(t, dsn)
+	if _, err := witness.Exec(ctx, `LISTEN "`+channel+`"`); err != nil {
+		t.Fatal(err)
+	}
+	// notified runs q and returns the payloads it sent, sorted.
+	notified := func(t *testing.T, q string) []string {
+		t.Helper()
+		if _, err := django.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		if _, err := django.Exec(ctx, `SELECT pg_notify('`+channel+`', 'marker')`); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for {
+			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			n, err := witness.WaitForNotification(wctx)
+			cancel()
+			if err != nil {
+				t.Fatalf("%s: waiting for the marker after %v: %v", q, got, err)
+			}
+			if n.Channel != channel {
+				t.Fatalf("a notification on channel %q", n.Channel)
+			}
+			if n.Payload == "marker" {
+				slices.Sort(got)
+				return got
+			}
+			got = append(got, n.Payload)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		sql  string
+		want []string
+	}{
+		{"login: last_login", `UPDATE "auth_user" SET "last_login" = now() WHERE "username" = 'john'`, nil},
+		{"UPDATE of auth_user.username", `UPDATE "auth_user" SET "username" = 'johnny' WHERE "username" = 'john'`, []string{"auth_user"}},
+		{"UPDATE of auth_user.is_active", `UPDATE "auth_user" SET "is_active" = false WHERE "username" = 'johnny'`, []string{"auth_user"}},
+		// A user without a token: authtoken_token's foreign key holds.
+		{"UPDATE of auth_user.id", `UPDATE "auth_user" SET "id" = "id" + 1000 WHERE "username" = 'tokenless'`, []string{"auth_user"}},
+		{"UPDATE of authtoken_token", `UPDATE "authtoken_token" SET "created" = now()`, []string{"authtoken_token"}},
+		{"TRUNCATE authtoken_token", `TRUNCATE "authtoken_token"`, []string{"authtoken_token"}},
+		// As Django's flush runs it; auth_user cannot be truncated alone.
+		{"TRUNCATE auth_user (manage.py flush)", `TRUNCATE "auth_user", "authtoken_token"`, []string{"auth_user", "authtoken_token"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := notified(t, c.sql); !slices.Equal(got, c.want) {
+				t.Errorf("%s: notifications %q, want %q", c.sql, got, c.want)
+			}
+		})
+	}
+}
+
+// The pool never opens more than max_conns connections; the notify
+// listener holds one more of its own, outside the pool (a pooled
+// connection must not keep a LISTEN). Under concurrent lookups the
+// database sees exactly max_conns backends of the store's (its DSN's
+// application_name) while nobody watches, and max_conns + 1 while a watch
+// runs, as a cache with notify does.
+func TestBackendsUnderLoadAreMaxConnsPlusTheListener(t *testing.T) {
+	const maxConns = 3
+	for _, c := range []struct {
+		name    string
+		appName string // unique: the other case's backends may be on their way out
+		watch   bool
+		want    int
+	}{
+		{"no watch: max_conns", "token_auth_unwatched", false, maxConns},
+		{"watching with notify: max_conns + 1", "token_auth_watched", true, maxConns + 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			const workers = 16
+			appName := c.appName
+			dsn := freshDatabase(t, testDSN(t)) + "&application_name=" + appName
+			s, err := load(t, map[string]any{"dsn": dsn, "create": true, "notify": true, "max_conns": maxConns, "query_timeout": "10s"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			addUser(t, s, "john", true)
+			key := createToken(t, s, "john")
+			if c.watch {
+				stop, pushed := watchListening(t, s, listenerFlushes(s))
+				defer stop()
+				if !pushed {
+					t.Fatal("Watch with notify says changes are not pushed")
+				}
+			}
+
+			counter := admin(t, testDSN(t))
+			ctx := context.Background()
+			backends := func() (int, error) {
+				var n int
+				err := counter.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND backend_type = 'client backend'`, appName).Scan(&n)
+				return n, err
+			}
+			var (
+				wg       sync.WaitGroup
+				done     = make(chan struct{})
+				lookups  atomic.Int64
+				firstErr atomic.Value
+			)
+			for range workers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						select {
+						case <-done:
+							return
+						default:
+						}
+						if id, err := s.Lookup(ctx, key); err != nil || id.Username != "john" {
+							firstErr.CompareAndSwap(nil, fmt.Sprintf("Lookup = %+v, %v", id, err))
+							return
+						}
+						lookups.Add(1)
+					}
+				}()
+			}
+			most, samples := 0, 0
+			for end := time.Now().Add(500 * time.Millisecond); time.Now().Before(end); samples++ {
+				n, err := backends()
+				if err != nil {
+					close(done)
+					wg.Wait()
+					t.Fatal(err)
+				}
+				most = max(most, n)
+			}
+			close(done)
+			wg.Wait()
+			if e := firstErr.Load(); e != nil {
+				t.Fatal(e)
+			}
+			// Idle connections stay in the pool: the count holds still.
+			after, err := backends()
+			if err != nil {
+				t.Fatal(err)
+			}
+			most = max(most, after)
+			pooled := s.shared.Stat().TotalConns()
+			t.Logf("%d lookups by %d workers, max_conns %d: pool %d connections; pg_stat_activity: at most %d backends over %d samples, %d after the load",
+				lookups.Load(), workers, maxConns, pooled, most, samples+1, after)
+			if pooled != maxConns {
+				t.Fatalf("the load left %d connections in the pool, want max_conns = %d (did it fill the pool?)", pooled, maxConns)
+			}
+			if most != c.want || after != c.want {
+				t.Errorf("backends: at most %d, %d after the load; want %d", most, after, c.want)
+			}
+		})
 	}
 }
