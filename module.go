@@ -318,14 +318,12 @@ func (h *TokenAuth) lookup(r *http.Request, key string) (cachedIdentity, error) 
 // only the requests they let through).
 func (h *TokenAuth) refuseToken(w http.ResponseWriter, r *http.Request, e *drfError, indent int) {
 	if h.failures != nil {
-		ip := h.clientIP(r)
-		if wait := h.failures.wait(ip); wait > 0 {
+		if wait := h.failures.allow(h.clientIP(r)); wait > 0 {
 			detail, retry := throttledDetail(wait)
 			w.Header().Set("Retry-After", retry)
 			writeJSON(w, http.StatusTooManyRequests, indent, jsonPair{"detail", detail})
 			return
 		}
-		h.failures.record(ip)
 	}
 	h.refuse(w, e, indent)
 }
