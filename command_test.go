@@ -5,21 +5,26 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tokenauth/caddy-tokenauth/password"
+	"github.com/tokenauth/caddy-tokenauth/store/sqlite"
 )
 
 func TestParseStoreSpec(t *testing.T) {
@@ -413,5 +418,269 @@ func passwdLogsIn(t *testing.T, flag, path string, n int) {
 	}
 	if ok, _ := password.Check("s3cret pass", encoded); !ok {
 		t.Errorf("passwd --iterations=%d: the password does not log in", n)
+	}
+}
+
+// tokenLine is the line create and adduser print, with the key.
+var tokenLine = regexp.MustCompile(`^Generated token ([0-9a-f]{40}) for user (.+)\n$`)
+
+// addUser runs adduser with a password on stdin and 100,000 iterations
+// (the fewest the command takes, the fastest to hash) plus args, and
+// returns the new user's key.
+func addUser(t *testing.T, flag, username, pass string, args ...string) string {
+	t.Helper()
+	r := runCLI(t, pass+"\n", append([]string{"adduser", username, "--password-stdin", "--iterations=100000", flag}, args...)...)
+	m := tokenLine.FindStringSubmatch(r.stdout)
+	if r.code != 0 || m == nil || m[2] != username {
+		t.Fatalf("adduser %s: %v", username, r)
+	}
+	return m[1]
+}
+
+// djangoPBKDF2 is a value Django's PBKDF2PasswordHasher makes and reads:
+// pbkdf2_sha256$<iterations>$<salt: 22 of [A-Za-z0-9], as
+// get_random_string gives 128 bits>$<32 bytes, standard base64>.
+var djangoPBKDF2 = regexp.MustCompile(`^pbkdf2_sha256\$([1-9][0-9]*)\$[A-Za-z0-9]{22}\$[A-Za-z0-9+/]{43}=$`)
+
+// passwordOf is the auth_user.password of username.
+func passwordOf(t *testing.T, path, username string) string {
+	t.Helper()
+	return sqliteQuery(t, path, "SELECT password FROM auth_user WHERE username = ?", username)
+}
+
+// answerTo is what a token_auth handler over the SQLite database at path
+// answers a request with key.
+func answerTo(t *testing.T, path, key string) result {
+	t.Helper()
+	raw, _ := json.Marshal(map[string]any{"kind": "sqlite", "path": path})
+	f := &fixture{h: &TokenAuth{StoreRaw: raw}, path: path}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	if err := f.h.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer f.h.Cleanup()
+	return f.do(t, "Token "+key)
+}
+
+func TestCLIPasswdSetsADjangoPassword(t *testing.T) {
+	flag, path := sqliteStore(t)
+	key := addUser(t, flag, "alice", "first pass")
+	addUser(t, flag, "bob", "bob pass")
+	bobBefore := passwordOf(t, path, "bob")
+
+	r := runCLI(t, "second pass\n", "passwd", "alice", "--password-stdin", "--iterations=120000", flag)
+	if r.code != 0 || r.stdout != "Password changed successfully for user 'alice'\n" || r.stderr != "" {
+		t.Fatalf("passwd alice: want exit 0 and Django's changepassword line, got %v", r)
+	}
+	encoded := passwordOf(t, path, "alice")
+	if m := djangoPBKDF2.FindStringSubmatch(encoded); m == nil || m[1] != "120000" {
+		t.Errorf("passwd --iterations=120000 stored %q, want Django's pbkdf2_sha256$120000$<salt>$<hash>", encoded)
+	}
+	if ok, _ := password.Check("second pass", encoded); !ok {
+		t.Error("the new password does not log in")
+	}
+	if ok, _ := password.Check("first pass", encoded); ok {
+		t.Error("the old password still logs in")
+	}
+	if after := passwordOf(t, path, "bob"); after != bobBefore {
+		t.Errorf("passwd alice changed bob's password: %s, was %s", after, bobBefore)
+	}
+	// As Django's changepassword, passwd leaves the token alone.
+	if got := sqliteQuery(t, path, "SELECT key FROM authtoken_token JOIN auth_user ON auth_user.id = user_id WHERE username = 'alice'"); got != key {
+		t.Errorf("alice's token is %s after passwd, was %s", got, key)
+	}
+}
+
+func TestCLIPasswdRefusesAnUnknownUser(t *testing.T) {
+	flag, path := sqliteStore(t)
+	addUser(t, flag, "alice", "first pass")
+	r := runCLI(t, "second pass\n", "passwd", "nobody", "--password-stdin", "--iterations=100000", flag)
+	if r.code != 1 || r.stdout != "" || r.stderr != "Error: user nobody: user does not exist\n" {
+		t.Errorf("passwd nobody: want exit 1 and \"Error: user nobody: user does not exist\", got %v", r)
+	}
+	if n := sqliteQuery(t, path, "SELECT count(*) FROM auth_user"); n != "1" {
+		t.Errorf("auth_user has %s rows after passwd of an unknown user, want 1", n)
+	}
+}
+
+func TestCLIAddUserInactiveMakesAnInactiveUser(t *testing.T) {
+	flag, path := sqliteStore(t)
+	alice := addUser(t, flag, "alice", "alice pass")
+	bob := addUser(t, flag, "bob", "bob pass", "--inactive")
+	for user, want := range map[string]string{"alice": "1", "bob": "0"} {
+		if got := sqliteQuery(t, path, "SELECT is_active FROM auth_user WHERE username = ?", user); got != want {
+			t.Errorf("%s: is_active %s, want %s", user, got, want)
+		}
+	}
+	// The inactive user has a token (drf_create_token makes one for any
+	// user), and DRF refuses it.
+	if r := answerTo(t, path, bob); r.code != 401 || r.body != `{"detail":"User inactive or deleted."}` || r.nextCalled {
+		t.Errorf("bob's token (adduser --inactive): %d %s, next called %v; want 401 {\"detail\":\"User inactive or deleted.\"}", r.code, r.body, r.nextCalled)
+	}
+	if r := answerTo(t, path, alice); r.code != 200 || !r.nextCalled || r.username != "alice" {
+		t.Errorf("alice's token: %d %s, next called %v, username %q; want it let through as alice", r.code, r.body, r.nextCalled, r.username)
+	}
+}
+
+func TestCLIStoresTheIterationsInTheHash(t *testing.T) {
+	flag, path := sqliteStore(t)
+	r := runCLI(t, "carol pass\n", "adduser", "carol", "--password-stdin", "--iterations=150000", flag)
+	if r.code != 0 {
+		t.Fatalf("adduser carol --iterations=150000: %v", r)
+	}
+	encoded := passwordOf(t, path, "carol")
+	if m := djangoPBKDF2.FindStringSubmatch(encoded); m == nil || m[1] != "150000" {
+		t.Errorf("adduser --iterations=150000 stored %q, want pbkdf2_sha256$150000$<salt>$<hash>", encoded)
+	}
+	if ok, _ := password.Check("carol pass", encoded); !ok {
+		t.Error("adduser --iterations=150000: the password does not log in")
+	}
+	// Without the flag: Django 5.2's default, 1,000,000.
+	if r := runCLI(t, "dave pass\n", "adduser", "dave", "--password-stdin", flag); r.code != 0 {
+		t.Fatalf("adduser dave: %v", r)
+	}
+	if m := djangoPBKDF2.FindStringSubmatch(passwordOf(t, path, "dave")); m == nil || m[1] != "1000000" {
+		t.Errorf("adduser without --iterations stored %q, want pbkdf2_sha256$1000000$…", passwordOf(t, path, "dave"))
+	}
+}
+
+func TestCLIDeleteToken(t *testing.T) {
+	flag, path := sqliteStore(t)
+	addUser(t, flag, "alice", "alice pass")
+	bob := addUser(t, flag, "bob", "bob pass")
+	tokensOf := func(user string) string {
+		return sqliteQuery(t, path, "SELECT count(*) FROM authtoken_token JOIN auth_user ON auth_user.id = user_id WHERE username = ?", user)
+	}
+
+	r := runCLI(t, "", "delete", "alice", flag)
+	if r.code != 0 || r.stdout != "Deleted token for user alice\n" || r.stderr != "" {
+		t.Errorf("delete alice: %v", r)
+	}
+	if n := tokensOf("alice"); n != "0" {
+		t.Errorf("alice has %s tokens after delete", n)
+	}
+	if n := tokensOf("bob"); n != "1" {
+		t.Errorf("delete alice left bob %s tokens, want 1", n)
+	}
+	if r := answerTo(t, path, bob); r.code != 200 {
+		t.Errorf("bob's token after delete alice: %d %s", r.code, r.body)
+	}
+
+	// A user without a token: nothing to do, which is not a failure (a
+	// script may delete a token twice), and says so.
+	r = runCLI(t, "", "delete", "alice", flag)
+	if r.code != 0 || r.stdout != "User alice has no token\n" || r.stderr != "" {
+		t.Errorf("delete alice again: want exit 0 and \"User alice has no token\", got %v", r)
+	}
+	if n := sqliteQuery(t, path, "SELECT count(*) FROM auth_user WHERE username = 'alice'"); n != "1" {
+		t.Errorf("delete removed the user alice")
+	}
+
+	// A user who does not exist is an error.
+	r = runCLI(t, "", "delete", "nobody", flag)
+	if r.code != 1 || r.stdout != "" || r.stderr != "Error: user nobody: user does not exist\n" {
+		t.Errorf("delete nobody: want exit 1 and \"Error: user nobody: user does not exist\", got %v", r)
+	}
+	if n := tokensOf("bob"); n != "1" {
+		t.Errorf("bob has %s tokens after the deletes, want 1", n)
+	}
+}
+
+func TestCLIMigrateMakesDjangosTables(t *testing.T) {
+	for _, empty := range []bool{true, false} {
+		name := map[bool]string{true: "an empty file", false: "no file"}[empty]
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "db.sqlite3")
+			if empty {
+				if err := os.WriteFile(path, nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			flag := "--store=sqlite:" + path
+			r := runCLI(t, "", "migrate", flag)
+			if r.code != 0 || r.stdout != "Tables auth_user and authtoken_token are in place\n" || r.stderr != "" {
+				t.Fatalf("migrate on %s: %v", name, r)
+			}
+			if got := sqliteQuery(t, path, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name)"); got != "auth_user authtoken_token sqlite_sequence" {
+				t.Errorf("tables after migrate: %s, want auth_user authtoken_token (and SQLite's sqlite_sequence)", got)
+			}
+			for _, ddl := range sqlite.Schema {
+				if n := sqliteQuery(t, path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND sql = ?", ddl); n != "1" {
+					t.Errorf("no table made by Django's DDL %s", ddl)
+				}
+			}
+			key := addUser(t, flag, "alice", "alice pass")
+
+			// Again, on the tables it made: nothing changes.
+			if r := runCLI(t, "", "migrate", flag); r.code != 0 || r.stdout != "Tables auth_user and authtoken_token are in place\n" {
+				t.Errorf("migrate again: %v", r)
+			}
+			if got := sqliteQuery(t, path, "SELECT key FROM authtoken_token"); got != key {
+				t.Errorf("alice's token after migrate again: %s, want %s", got, key)
+			}
+		})
+	}
+}
+
+func TestCLIMigrateNotifyIsAnErrorOnSQLite(t *testing.T) {
+	const want = "Error: --notify: only a postgres store has triggers (a sqlite store notices changes by itself)\n"
+	path := filepath.Join(t.TempDir(), "db.sqlite3")
+	r := runCLI(t, "", "migrate", "--notify", "--store=sqlite:"+path)
+	if r.code != 1 || r.stdout != "" || r.stderr != want {
+		t.Errorf("migrate --notify on sqlite: want exit 1 and %q, got %v", want, r)
+	}
+	// Refused before the store is opened: no file, no tables.
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("migrate --notify on sqlite left a file at the path (%v)", err)
+	}
+	// The same for the embedded store, a sqlite one.
+	if r := runCLI(t, "", "migrate", "--notify"); r.code != 1 || r.stderr != want {
+		t.Errorf("migrate --notify on the embedded store: want exit 1 and %q, got %v", want, r)
+	}
+}
+
+func TestCLIListShowsKeysOnlyWithShowKeys(t *testing.T) {
+	flag, path := sqliteStore(t)
+	keys := map[string]string{"alice": addUser(t, flag, "alice", "alice pass"), "bob": addUser(t, flag, "bob", "bob pass")}
+	addUser(t, flag, "carol", "carol pass")
+	if r := runCLI(t, "", "delete", "carol", flag); r.code != 0 {
+		t.Fatalf("delete carol: %v", r)
+	}
+	created := func(user string) string {
+		return sqliteQuery(t, path, "SELECT substr(CAST(created AS TEXT), 1, 19) || 'Z' FROM authtoken_token JOIN auth_user ON auth_user.id = user_id WHERE username = ?", user)
+	}
+	anyKey := regexp.MustCompile(`[0-9a-f]{40}`)
+
+	for _, show := range []bool{false, true} {
+		args := []string{"list", flag}
+		header := []string{"USERNAME", "CREATED"}
+		if show {
+			args = append(args, "--show-keys")
+			header = append(header, "KEY")
+		}
+		r := runCLI(t, "", args...)
+		if r.code != 0 || r.stderr != "" {
+			t.Fatalf("%s: %v", strings.Join(args, " "), r)
+		}
+		if !show && anyKey.MatchString(r.stdout) {
+			t.Errorf("list without --show-keys prints a key: %q", r.stdout)
+		}
+		lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+		if len(lines) != 3 {
+			t.Fatalf("%s: want a header and the two users with tokens (alice, bob), got %q", strings.Join(args, " "), r.stdout)
+		}
+		if got := strings.Fields(lines[0]); !slices.Equal(got, header) {
+			t.Errorf("%s: header %q, want %q", strings.Join(args, " "), got, header)
+		}
+		for i, user := range []string{"alice", "bob"} {
+			want := append([]string{user}, strings.Fields(created(user))...)
+			if show {
+				want = append(want, keys[user])
+			}
+			if got := strings.Fields(lines[i+1]); !slices.Equal(got, want) {
+				t.Errorf("%s: line %q, want the fields %q", strings.Join(args, " "), lines[i+1], want)
+			}
+		}
 	}
 }

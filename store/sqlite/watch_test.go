@@ -33,6 +33,26 @@ func openStore(t *testing.T) (*SQLite, string) {
 	return s, path
 }
 
+// awaitWatch waits for cond, checked every millisecond, and fails the test
+// saying what it waited for if cond does not hold within 5 s. It is how
+// these tests wait for the poller: for what it has done (the polls
+// counter, a flush, a tick that found nobody live), never for a guess at
+// how long that takes.
+func awaitWatch(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 5s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// atLeast is a condition for awaitWatch: n has reached want.
+func atLeast(n *atomic.Int64, want int64) func() bool {
+	return func() bool { return n.Load() >= want }
+}
+
 // A write by another process (here: another database handle, as Django's
 // would be) reaches the watcher within 100 ms, at the 99th percentile.
 func TestWatchNoticesOtherWritersWithin100ms(t *testing.T) {
@@ -56,7 +76,10 @@ func TestWatchNoticesOtherWritersWithin100ms(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	time.Sleep(3 * pollInterval) // the poller has read a first version
+	polls := &s.db.watchers.polls
+	// The poller has read a first version of its own (Watch read one
+	// before it returned; a count is added as a read starts).
+	awaitWatch(t, "the poller's first read", atLeast(polls, polls.Load()+2))
 
 	var latencies []time.Duration
 	for i := 0; i < 50; i++ {
@@ -89,8 +112,17 @@ func TestWatchPausesWhileNotLive(t *testing.T) {
 	s, path := openStore(t)
 	var live atomic.Bool
 	live.Store(true)
+	// ticks counts the times the poller asks whether anyone is live: once
+	// a tick, before its read. A count added after live changed is of a
+	// tick that saw the change, and that began once the tick before it,
+	// read and flush included, was over.
+	var ticks atomic.Int64
+	isLive := func() bool {
+		ticks.Add(1)
+		return live.Load()
+	}
 	flushed := make(chan struct{}, 100)
-	stop, _ := s.Watch(func() { flushed <- struct{}{} }, live.Load)
+	stop, _ := s.Watch(func() { flushed <- struct{}{} }, isLive)
 	defer stop()
 	other, err := sql.Open("sqlite", path)
 	if err != nil {
@@ -109,10 +141,12 @@ func TestWatchPausesWhileNotLive(t *testing.T) {
 
 	for _, change := range []bool{false, true} {
 		live.Store(false)
-		time.Sleep(2 * pollInterval)
+		// Once a tick has found nobody live, a read begun before the
+		// pause is over and its flush is in the channel.
+		awaitWatch(t, "a tick of the poller after the pause", atLeast(&ticks, ticks.Load()+1))
 		drain()
 		before := polls.Load()
-		time.Sleep(8 * pollInterval)
+		awaitWatch(t, "8 ticks of the poller while paused", atLeast(&ticks, ticks.Load()+8))
 		if n := polls.Load() - before; n != 0 {
 			t.Fatalf("%d reads while no subscriber is live", n)
 		}
@@ -120,7 +154,7 @@ func TestWatchPausesWhileNotLive(t *testing.T) {
 			if _, err := other.Exec(`INSERT INTO auth_user (password, is_superuser, username, last_name, email, is_staff, is_active, date_joined, first_name) VALUES ('!', 0, 'y', '', '', 0, 1, '2026-01-01 00:00:00', '')`); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(4 * pollInterval)
+			awaitWatch(t, "4 ticks of the poller after the change", atLeast(&ticks, ticks.Load()+4))
 			if n := drain(); n != 0 {
 				t.Fatalf("%d flushes while paused", n)
 			}
@@ -137,7 +171,9 @@ func TestWatchPausesWhileNotLive(t *testing.T) {
 				t.Fatal("a change made while paused was missed")
 			}
 		} else {
-			time.Sleep(6 * pollInterval)
+			// Two reads after resuming are over (and the flush either
+			// would make in) once a third has begun.
+			awaitWatch(t, "reads after resuming", atLeast(polls, before+3))
 			if polls.Load() == before {
 				t.Fatal("no reads after resuming")
 			}
@@ -168,12 +204,7 @@ func TestWatchStartsFromTheCurrentVersion(t *testing.T) {
 	if n := polls.Load(); n != 1 {
 		t.Fatalf("%d reads when Watch returned, want 1", n)
 	}
-	for deadline := time.Now().Add(5 * time.Second); polls.Load() < 4; {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d reads in 5s", polls.Load())
-		}
-		time.Sleep(pollInterval)
-	}
+	awaitWatch(t, "4 reads", atLeast(polls, 4))
 	if n := len(flushed); n != 0 {
 		t.Fatalf("%d flushes without a change since the watch began", n)
 	}
@@ -191,8 +222,16 @@ func TestWatchStopsCalling(t *testing.T) {
 	s, path := openStore(t)
 	calls := make(chan struct{}, 100)
 	stop, _ := s.Watch(func() { calls <- struct{}{} }, nil)
-	time.Sleep(3 * pollInterval)
+	polls := &s.db.watchers.polls
+	awaitWatch(t, "the poller under way", atLeast(polls, polls.Load()+3))
 	stop()
+	w := &s.db.watchers
+	w.mu.Lock()
+	running := w.quit != nil
+	w.mu.Unlock()
+	if running {
+		t.Fatal("the poller runs on with no subscriber")
+	}
 	other, err := sql.Open("sqlite", path)
 	if err != nil {
 		t.Fatal(err)
@@ -201,10 +240,21 @@ func TestWatchStopsCalling(t *testing.T) {
 	for len(calls) > 0 {
 		<-calls
 	}
+	// A second subscriber, from before the change, says when the poller
+	// has seen it: its flush and any other of the same change are made
+	// under the lock stopping it takes.
+	seen := make(chan struct{}, 100)
+	stop2, _ := s.Watch(func() { seen <- struct{}{} }, nil)
+	defer stop2()
 	if _, err := other.Exec(`INSERT INTO auth_user (password, is_superuser, username, last_name, email, is_staff, is_active, date_joined, first_name) VALUES ('!', 0, 'x', '', '', 0, 1, '2026-01-01 00:00:00', '')`); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(5 * pollInterval)
+	select {
+	case <-seen:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the change was not noticed")
+	}
+	stop2()
 	if len(calls) != 0 {
 		t.Fatal("flush called after stop")
 	}
