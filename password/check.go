@@ -45,9 +45,9 @@ func Check(raw, encoded string) (ok, mustUpdate bool) {
 }
 
 // Dummy spends the same work as Check of raw against a pbkdf2_sha256 value
-// with DefaultIterations, and nothing else. Call it when the username is
-// unknown, so that the response time does not reveal which usernames exist
-// (Django's ModelBackend runs set_password on a dummy user for this).
+// with DefaultIterations, and nothing else: Check spends it on a stored
+// value it cannot use. For an unknown username, check the password with
+// Check against DummyEncoded instead, which takes Check's own path.
 func Dummy(raw string) {
 	if h, ok := decode(dummyEncoded); ok {
 		h.verify(raw)
