@@ -406,57 +406,69 @@ func TestLoginPastAFullHashQueueIs503(t *testing.T) {
 // A login body drip-fed slower than body_timeout allows is cut off with
 // 408 and a closed connection, with a Content-Length and chunked alike.
 func TestLoginBodyTimeoutCutsOffADrippedBody(t *testing.T) {
-	f := loginFixture(t, &Login{Path: "/login", BodyTimeout: caddy.Duration(300 * time.Millisecond)}, nil)
+	f := loginFixture(t, &Login{Path: "/login"}, nil)
+	var server *caddyhttp.Server // the Caddy server the request comes through
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), w, nil)
+		r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), w, server)
 		next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
 		if err := f.h.ServeHTTP(w, r, next); err != nil {
 			t.Error(err)
 		}
 	}))
 	defer srv.Close()
-	for _, framing := range []string{"Content-Length: 1000", "Transfer-Encoding: chunked"} {
-		t.Run(framing, func(t *testing.T) {
-			conn, err := net.Dial("tcp", srv.Listener.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			fmt.Fprintf(conn, "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%s\r\n\r\n", framing)
-			// Drip a byte every 100 ms for up to 3 s, never finishing.
-			stop := make(chan struct{})
-			defer close(stop)
-			go func() {
-				for range 30 {
-					select {
-					case <-stop:
-						return
-					case <-time.After(100 * time.Millisecond):
-					}
-					b := "{"
-					if strings.HasPrefix(framing, "Transfer") {
-						b = "1\r\n{\r\n"
-					}
-					if _, err := io.WriteString(conn, b); err != nil {
-						return
-					}
+	for _, tt := range []struct {
+		name        string
+		bodyTimeout time.Duration
+		readTimeout time.Duration // the server's read_body
+	}{
+		{"body_timeout", 300 * time.Millisecond, 0},
+		{"a shorter read_body of the server wins", 10 * time.Second, 300 * time.Millisecond},
+	} {
+		f.h.Login.BodyTimeout = caddy.Duration(tt.bodyTimeout)
+		server = &caddyhttp.Server{ReadTimeout: caddy.Duration(tt.readTimeout)}
+		for _, framing := range []string{"Content-Length: 1000", "Transfer-Encoding: chunked"} {
+			t.Run(tt.name+"/"+framing, func(t *testing.T) {
+				conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+				if err != nil {
+					t.Fatal(err)
 				}
-			}()
-			start := time.Now()
-			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-			if err != nil {
-				t.Fatalf("no answer to a dripped body within 10 s: %v", err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			took := time.Since(start)
-			if resp.StatusCode != http.StatusRequestTimeout || string(body) != `{"detail":"The request body was not received in time."}` || !resp.Close {
-				t.Fatalf("got %d %s (close %v)", resp.StatusCode, body, resp.Close)
-			}
-			if took > 3*time.Second {
-				t.Fatalf("answered after %v, when the client had stopped dripping: the deadline did not cut it off", took)
-			}
-		})
+				defer conn.Close()
+				fmt.Fprintf(conn, "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%s\r\n\r\n", framing)
+				// Drip a byte every 100 ms for up to 3 s, never finishing.
+				stop := make(chan struct{})
+				defer close(stop)
+				go func() {
+					for range 30 {
+						select {
+						case <-stop:
+							return
+						case <-time.After(100 * time.Millisecond):
+						}
+						b := "{"
+						if strings.HasPrefix(framing, "Transfer") {
+							b = "1\r\n{\r\n"
+						}
+						if _, err := io.WriteString(conn, b); err != nil {
+							return
+						}
+					}
+				}()
+				start := time.Now()
+				_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+				if err != nil {
+					t.Fatalf("no answer to a dripped body within 10 s: %v", err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				took := time.Since(start)
+				if resp.StatusCode != http.StatusRequestTimeout || string(body) != `{"detail":"The request body was not received in time."}` || !resp.Close {
+					t.Fatalf("got %d %s (close %v)", resp.StatusCode, body, resp.Close)
+				}
+				if took > 3*time.Second {
+					t.Fatalf("answered after %v, when the client had stopped dripping: the deadline did not cut it off", took)
+				}
+			})
+		}
 	}
 }
 
