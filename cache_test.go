@@ -307,47 +307,34 @@ func BenchmarkServeHTTPCacheHit(b *testing.B) {
 	}
 }
 
-// BenchmarkCacheMemoryPerEntry fills a cache with 1,000,000 identities and
-// reports the heap bytes each one costs.
+// BenchmarkCacheMemoryPerEntry fills a cache with 1,000,000 identities, or
+// 1,000,000 unknown keys, and reports the heap bytes each one costs.
 func BenchmarkCacheMemoryPerEntry(b *testing.B) {
 	const n = 1_000_000
-	for b.Loop() {
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		c := newTokenCache(time.Minute, time.Minute, n)
-		for i := 0; i < n; i++ {
-			key := randomKey(i)
-			id := store.Identity{ID: fmt.Sprint(i + 1), Username: fmt.Sprintf("user%07d", i), Active: true}
-			ci := newCachedIdentity(id)
-			c.put(key, 0, &ci)
-		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		pos, _ := c.len()
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(pos), "bytes/entry")
-		runtime.KeepAlive(c)
-	}
-}
-
-// BenchmarkCacheMemoryPerUnknownKey fills a cache with 1,000,000 unknown
-// keys and reports the heap bytes each one costs.
-func BenchmarkCacheMemoryPerUnknownKey(b *testing.B) {
-	const n = 1_000_000
-	for b.Loop() {
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		c := newTokenCache(time.Minute, time.Minute, n)
-		for i := 0; i < n; i++ {
-			c.put(randomKey(i), 0, nil)
-		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		_, neg := c.len()
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(neg), "bytes/entry")
-		runtime.KeepAlive(c)
-		c.Destruct()
+	for _, kind := range []string{"identity", "unknown key"} {
+		b.Run(kind, func(b *testing.B) {
+			for b.Loop() {
+				runtime.GC()
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				c := newTokenCache(time.Minute, time.Minute, n)
+				for i := 0; i < n; i++ {
+					if kind == "unknown key" {
+						c.put(randomKey(i), 0, nil)
+						continue
+					}
+					id := store.Identity{ID: fmt.Sprint(i + 1), Username: fmt.Sprintf("user%07d", i), Active: true}
+					ci := newCachedIdentity(id)
+					c.put(randomKey(i), 0, &ci)
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				pos, neg := c.len()
+				b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(pos+neg), "bytes/entry")
+				runtime.KeepAlive(c)
+				c.Destruct()
+			}
+		})
 	}
 }
 
