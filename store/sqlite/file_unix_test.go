@@ -5,7 +5,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -15,27 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 
 	"github.com/tokenauth/caddy-tokenauth/store"
 )
-
-// provision provisions a store module on path, as Caddy would.
-func provision(t *testing.T, path string, create bool) *SQLite {
-	t.Helper()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	t.Cleanup(cancel)
-	raw, _ := json.Marshal(map[string]any{"path": path, "create": create})
-	s := new(SQLite)
-	if err := json.Unmarshal(raw, s); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Provision(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Cleanup() })
-	return s
-}
 
 // djangoFile makes a database as `manage.py migrate` would (rollback
 // journal, Django's DDL), not through the store.

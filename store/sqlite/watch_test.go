@@ -19,9 +19,15 @@ import (
 func openStore(t *testing.T) (*SQLite, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "db.sqlite3")
+	return provision(t, path, true), path
+}
+
+// provision provisions a store module on path, as Caddy would.
+func provision(t *testing.T, path string, create bool) *SQLite {
+	t.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
-	raw, _ := json.Marshal(map[string]any{"path": path, "create": true})
+	raw, _ := json.Marshal(map[string]any{"path": path, "create": create})
 	s := new(SQLite)
 	if err := json.Unmarshal(raw, s); err != nil {
 		t.Fatal(err)
@@ -30,7 +36,7 @@ func openStore(t *testing.T) (*SQLite, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Cleanup() })
-	return s, path
+	return s
 }
 
 // awaitWatch waits for cond, checked every millisecond, and fails the test
