@@ -1,6 +1,7 @@
 package tokenauth
 
 import (
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -67,182 +68,194 @@ func (h *TokenAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	seen := make(map[string]bool)
 	for d.NextBlock(0) {
-		switch d.Val() {
+		opt := d.Val()
+		if seen[opt] {
+			return d.Errf("%s already specified", opt)
+		}
+		seen[opt] = true
+		var err error
+		switch opt {
 		case "store":
-			if h.StoreRaw != nil {
-				return d.Err("store already specified")
-			}
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			kind := d.Val()
-			if _, err := caddy.GetModule(store.Namespace + "." + kind); err != nil {
-				return d.Errf("unknown store kind '%s' (want one of: %s)", kind, strings.Join(storeKinds(), ", "))
-			}
-			unm, err := caddyfile.UnmarshalModule(d, store.Namespace+"."+kind)
-			if err != nil {
-				return err
-			}
-			h.StoreRaw = caddyconfig.JSONModuleObject(unm, "kind", kind, nil)
+			err = h.unmarshalStore(d)
 		case "keyword":
-			if !d.Args(&h.Keyword) {
-				return d.ArgErr()
-			}
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			if err := validKeyword(h.Keyword); err != nil {
-				return d.Err(err.Error())
-			}
+			err = oneArg(d, &h.Keyword)
 		case "optional":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			h.Optional = true
+			h.Optional, err = true, noArgs(d)
 		case "no_challenge":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			h.NoChallenge = true
+			h.NoChallenge, err = true, noArgs(d)
 		case "login":
-			if h.Login != nil {
-				return d.Err("login already specified")
-			}
 			h.Login = new(Login)
-			if !d.Args(&h.Login.Path) {
-				return d.ArgErr()
-			}
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			if err := h.Login.unmarshalBlock(d); err != nil {
-				return err
+			if err = oneArg(d, &h.Login.Path); err == nil {
+				err = h.Login.unmarshalBlock(d, h.validate)
 			}
 		case "logout":
-			if !d.Args(&h.Logout) {
-				return d.ArgErr()
-			}
-			if d.NextArg() {
-				return d.ArgErr()
-			}
+			err = oneArg(d, &h.Logout)
 		case "cache":
-			if h.Cache != nil {
-				return d.Err("cache already specified")
-			}
 			h.Cache = new(Cache)
-			if d.NextArg() {
-				if d.Val() != "off" {
-					return d.Errf("cache %q: want off, or a block", d.Val())
-				}
-				h.Cache.Off = true
-				if d.NextArg() {
-					return d.ArgErr()
-				}
-			}
-			if err := h.Cache.unmarshalBlock(d); err != nil {
-				return err
-			}
+			err = h.Cache.unmarshalCaddyfile(d, h.validate)
 		case "key_format":
-			if !d.Args(&h.KeyFormat) {
-				return d.ArgErr()
-			}
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			if h.KeyFormat != "hex40" && h.KeyFormat != "any" {
-				return d.Errf("key_format %q: want hex40 or any", h.KeyFormat)
-			}
+			err = oneArg(d, &h.KeyFormat)
 		case "failure_throttle":
-			if !d.Args(&h.FailureThrottle) {
-				return d.ArgErr()
-			}
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			if _, err := parseRate(h.FailureThrottle); err != nil {
-				return d.Errf("failure_throttle: %v", err)
-			}
+			err = oneArg(d, &h.FailureThrottle)
 		default:
-			return d.Errf("unrecognized token_auth option '%s'", d.Val())
+			return d.Errf("unrecognized token_auth option '%s'", opt)
+		}
+		if err != nil {
+			return err
+		}
+		// The rules are validate's alone; checked after each option, so
+		// that an error names the line that made the config invalid.
+		if err := h.validate(); err != nil {
+			return d.WrapErr(err)
 		}
 	}
 	return nil
 }
 
-// unmarshalBlock reads the block after `cache`.
-func (c *Cache) unmarshalBlock(d *caddyfile.Dispenser) error {
+// unmarshalStore reads `store <kind> …` through the store module's own
+// UnmarshalCaddyfile.
+func (h *TokenAuth) unmarshalStore(d *caddyfile.Dispenser) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	kind := d.Val()
+	if _, err := caddy.GetModule(store.Namespace + "." + kind); err != nil {
+		return d.Errf("unknown store kind '%s' (want one of: %s)", kind, strings.Join(storeKinds(), ", "))
+	}
+	unm, err := caddyfile.UnmarshalModule(d, store.Namespace+"."+kind)
+	if err != nil {
+		return err
+	}
+	h.StoreRaw = caddyconfig.JSONModuleObject(unm, "kind", kind, nil)
+	return nil
+}
+
+// unmarshalCaddyfile reads `cache off` or `cache { … }`, running check
+// after each option.
+func (c *Cache) unmarshalCaddyfile(d *caddyfile.Dispenser, check func() error) error {
+	if d.NextArg() {
+		if d.Val() != "off" {
+			return d.Errf("cache %q: want off, or a block", d.Val())
+		}
+		c.Off = true
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	}
+	seen := make(map[string]bool)
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
-		if !d.NextArg() {
-			return d.ArgErr()
+		if seen[opt] {
+			return d.Errf("cache %s already specified", opt)
+		}
+		seen[opt] = true
+		if opt != "ttl" && opt != "negative_ttl" && opt != "size" {
+			return d.Errf("unrecognized cache option '%s'", opt)
+		}
+		var val string
+		if err := oneArg(d, &val); err != nil {
+			return err
 		}
 		switch opt {
 		case "ttl", "negative_ttl":
-			dur, err := caddy.ParseDuration(d.Val())
-			if err != nil || dur <= 0 {
-				return d.Errf("%s %q: want a positive duration", opt, d.Val())
+			dur, err := positiveDuration(d, opt, val)
+			if err != nil {
+				return err
 			}
 			if opt == "ttl" {
-				c.TTL = caddy.Duration(dur)
+				c.TTL = dur
 			} else {
-				c.NegativeTTL = caddy.Duration(dur)
+				c.NegativeTTL = dur
 			}
 		case "size":
-			n, err := strconv.Atoi(d.Val())
-			if err != nil || n <= 0 {
-				return d.Errf("size %q: want a positive number of entries", d.Val())
+			n, err := strconv.Atoi(val)
+			if err != nil || n == 0 {
+				return d.Errf("size %q: want a positive number of entries", val)
 			}
 			c.Size = n
-		default:
-			return d.Errf("unrecognized cache option '%s'", opt)
 		}
-		if d.NextArg() {
-			return d.ArgErr()
+		if err := check(); err != nil {
+			return d.WrapErr(err)
 		}
 	}
 	return nil
 }
 
-// unmarshalBlock reads the optional block after `login <path>`.
-func (l *Login) unmarshalBlock(d *caddyfile.Dispenser) error {
+// unmarshalBlock reads the optional block after `login <path>`, running
+// check after each option.
+func (l *Login) unmarshalBlock(d *caddyfile.Dispenser, check func() error) error {
+	seen := make(map[string]bool)
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		switch d.Val() {
+		opt := d.Val()
+		if seen[opt] {
+			return d.Errf("login %s already specified", opt)
+		}
+		seen[opt] = true
+		switch opt {
+		case "upgrade_hashes", "throttle", "max_body", "body_timeout":
+		default:
+			return d.Errf("unrecognized login option '%s'", opt)
+		}
+		var val string
+		if opt == "upgrade_hashes" {
+			l.UpgradeHashes = true
+			if err := noArgs(d); err != nil {
+				return err
+			}
+		} else if err := oneArg(d, &val); err != nil {
+			return err
+		}
+		switch opt {
 		case "throttle":
-			if !d.Args(&l.Throttle) {
-				return d.ArgErr()
-			}
-			if _, err := parseRate(l.Throttle); err != nil {
-				return d.Errf("throttle: %v", err)
-			}
+			l.Throttle = val
 		case "max_body":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			n, err := humanize.ParseBytes(d.Val())
-			if err != nil || n == 0 || n > 1<<30 {
-				return d.Errf("max_body %q: want a size such as 64KiB, up to 1GiB", d.Val())
+			n, err := humanize.ParseBytes(val)
+			if err != nil || n == 0 || n > math.MaxInt64 {
+				return d.Errf("max_body %q: want a size such as 64KiB, up to 1GiB", val)
 			}
 			l.MaxBody = int64(n)
 		case "body_timeout":
-			if !d.NextArg() {
-				return d.ArgErr()
+			dur, err := positiveDuration(d, opt, val)
+			if err != nil {
+				return err
 			}
-			dur, err := caddy.ParseDuration(d.Val())
-			if err != nil || dur <= 0 {
-				return d.Errf("body_timeout %q: want a positive duration", d.Val())
-			}
-			l.BodyTimeout = caddy.Duration(dur)
-		case "upgrade_hashes":
-			l.UpgradeHashes = true
-		default:
-			return d.Errf("unrecognized login option '%s'", d.Val())
+			l.BodyTimeout = dur
 		}
-		if d.NextArg() {
-			return d.ArgErr()
+		if err := check(); err != nil {
+			return d.WrapErr(err)
 		}
 	}
 	return nil
+}
+
+// oneArg reads the one argument of an option.
+func oneArg(d *caddyfile.Dispenser, target *string) error {
+	if !d.Args(target) {
+		return d.ArgErr()
+	}
+	return noArgs(d)
+}
+
+// noArgs refuses arguments after an option that takes none.
+func noArgs(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+// positiveDuration converts a duration. Zero is refused: in the JSON an
+// absent value and 0 both mean the default, which the Caddyfile says by
+// leaving the option out. A negative duration converts, for validate to
+// refuse as it refuses it in the JSON.
+func positiveDuration(d *caddyfile.Dispenser, opt, val string) (caddy.Duration, error) {
+	dur, err := caddy.ParseDuration(val)
+	if err != nil || dur == 0 {
+		return 0, d.Errf("%s %q: want a positive duration", opt, val)
+	}
+	return caddy.Duration(dur), nil
 }
 
 // storeKinds lists the registered store modules by kind.

@@ -1,10 +1,9 @@
 package tokenauth
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -15,8 +14,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
+	"github.com/tokenauth/caddy-tokenauth/internal/drf"
 	"github.com/tokenauth/caddy-tokenauth/password"
 	"github.com/tokenauth/caddy-tokenauth/store"
 )
@@ -55,8 +54,12 @@ type Login struct {
 	throttle *throttle
 }
 
-// defaultMaxBody limits login request bodies.
-const defaultMaxBody = 64 << 10
+// defaultMaxBody limits login request bodies; maxMaxBody is the largest
+// limit accepted, since a body is read into memory whole.
+const (
+	defaultMaxBody = 64 << 10
+	maxMaxBody     = 1 << 30
+)
 
 // defaultBodyTimeout bounds the time a client may take to send a login
 // body.
@@ -65,136 +68,58 @@ const defaultBodyTimeout = 5 * time.Second
 // storeTimeout bounds the store calls of login and logout.
 const storeTimeout = 5 * time.Second
 
-// Fixed answers of the login endpoint.
-var (
-	loginAllow       = "POST, OPTIONS"
-	loginOptionsBody = []byte(`{"name":"Obtain Auth Token","description":"","renders":["application/json"],"parses":["application/x-www-form-urlencoded","multipart/form-data","application/json"],"actions":{"POST":{"username":{"type":"string","required":true,"read_only":false,"label":"Username"},"password":{"type":"string","required":true,"read_only":false,"label":"Password"},"token":{"type":"string","required":false,"read_only":true,"label":"Token"}}}}`)
-)
-
-// DRF's serializer messages (rest_framework/fields.py, authtoken/serializers.py).
-const (
-	msgRequired    = "This field is required."
-	msgBlank       = "This field may not be blank."
-	msgNull        = "This field may not be null."
-	msgNotString   = "Not a valid string."
-	msgNullChars   = "Null characters are not allowed."
-	msgBadLogin    = "Unable to log in with provided credentials."
-	msgNoData      = "No data provided"
-	msgNotAccepted = "Could not satisfy the request Accept header."
-)
-
-// jsonPair is one member of a JSON object written in order.
-type jsonPair struct {
-	key   string
-	value any
+// validate holds the rules of the login settings.
+func (l *Login) validate() error {
+	if !strings.HasPrefix(l.Path, "/") {
+		return fmt.Errorf("login path %q must start with /", l.Path)
+	}
+	if l.MaxBody < 0 || l.MaxBody > maxMaxBody {
+		return fmt.Errorf("login max_body %d: want a size up to 1GiB", l.MaxBody)
+	}
+	if l.BodyTimeout < 0 {
+		return fmt.Errorf("login body_timeout %v: want a positive duration", time.Duration(l.BodyTimeout))
+	}
+	if l.Throttle != "" {
+		if _, err := parseRate(l.Throttle); err != nil {
+			return fmt.Errorf("login throttle: %w", err)
+		}
+	}
+	return nil
 }
 
-// writeJSON writes status and the members as DRF's JSONRenderer would:
-// compact, UTF-8 unescaped, or indented when the client asked for
-// "application/json; indent=N".
-func writeJSON(w http.ResponseWriter, status, indent int, members ...jsonPair) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	buf.WriteByte('{')
-	for i, m := range members {
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		_ = enc.Encode(m.key)
-		buf.Truncate(buf.Len() - 1) // Encode's newline
-		buf.WriteByte(':')
-		_ = enc.Encode(m.value)
-		buf.Truncate(buf.Len() - 1)
+// serveLogin answers DRF's obtain_auth_token: content negotiation, the
+// token check (a refused token is refused here too), the throttle, the
+// method, the body and its fields, the password check, the token.
+func (h *TokenAuth) serveLogin(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Allow", drf.LoginAllow)
+	ok, indent := drf.Negotiate(r)
+	if !ok {
+		drf.WriteJSON(w, http.StatusNotAcceptable, -1, drf.Member{Key: "detail", Value: drf.MsgNotAcceptable})
+		return nil
 	}
-	buf.WriteByte('}')
-	body := buf.Bytes()
-	if indent >= 0 {
-		var out bytes.Buffer
-		_ = json.Indent(&out, body, "", strings.Repeat(" ", indent))
-		body = out.Bytes()
+	switch a := h.authenticate(r); a.outcome {
+	case authOK:
+		setIdentity(r, a.id)
+	case authAnonymous:
+		anonymous(r)
+	default:
+		return h.render(w, a, indent)
 	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
-}
-
-// negotiate runs DRF's content negotiation for a JSON-only view. It
-// reports whether application/json is acceptable and, if the chosen Accept
-// entry carries indent=N, the indent (-1 otherwise).
-func negotiate(r *http.Request) (ok bool, indent int) {
-	accept := strings.Join(r.Header.Values("Accept"), ",")
-	if strings.TrimSpace(accept) == "" {
-		return true, -1
-	}
-	best, indent := -1, -1
-	for _, entry := range strings.Split(accept, ",") {
-		full, params, _ := strings.Cut(entry, ";")
-		full = strings.TrimSpace(full)
-		main, sub, _ := strings.Cut(full, "/")
-		if (main != "*" && main != "application") || (sub != "*" && sub != "json") {
-			continue
-		}
-		// DRF's precedence: */* < type/* < type/subtype < with params.
-		prec := 0
-		switch {
-		case main == "*":
-		case sub == "*":
-			prec = 1
-		default:
-			prec = 2
-		}
-		entryIndent := -1
-		for _, p := range strings.Split(params, ";") {
-			k, v, _ := strings.Cut(p, "=")
-			k = strings.ToLower(strings.TrimSpace(k))
-			if k == "" || k == "q" {
-				continue
-			}
-			if prec == 2 {
-				prec = 3
-			}
-			if k == "indent" {
-				if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
-					entryIndent = min(max(n, 0), 8)
-				}
-			}
-		}
-		if prec > best {
-			best, indent = prec, entryIndent
-		}
-	}
-	return best >= 0, indent
-}
-
-// serveLogin answers the login endpoint once authentication has run.
-func (h *TokenAuth) serveLogin(w http.ResponseWriter, r *http.Request, indent int) error {
-	w.Header().Set("Allow", loginAllow)
 	if t := h.Login.throttle; t != nil {
 		if wait := t.allow(h.clientIP(r)); wait > 0 {
 			detail, retry := throttledDetail(wait)
 			w.Header().Set("Retry-After", retry)
-			writeJSON(w, http.StatusTooManyRequests, indent, jsonPair{"detail", detail})
+			drf.WriteJSON(w, http.StatusTooManyRequests, indent, drf.Member{Key: "detail", Value: detail})
 			return nil
 		}
 	}
 	switch r.Method {
 	case http.MethodPost:
 	case http.MethodOptions:
-		if indent >= 0 {
-			var out bytes.Buffer
-			_ = json.Indent(&out, loginOptionsBody, "", strings.Repeat(" ", indent))
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write(out.Bytes())
-			return nil
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(loginOptionsBody)
+		drf.WriteLoginOptions(w, indent)
 		return nil
 	default:
-		writeJSON(w, http.StatusMethodNotAllowed, indent, jsonPair{"detail", `Method "` + r.Method + `" not allowed.`})
+		drf.WriteJSON(w, http.StatusMethodNotAllowed, indent, drf.Member{Key: "detail", Value: drf.MethodNotAllowed(r.Method)})
 		return nil
 	}
 
@@ -202,54 +127,54 @@ func (h *TokenAuth) serveLogin(w http.ResponseWriter, r *http.Request, indent in
 	body, err := h.readBody(w, r, maxBody+1)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		w.Header().Set("Connection", "close")
-		writeJSON(w, http.StatusRequestTimeout, indent, jsonPair{"detail", "The request body was not received in time."})
+		drf.WriteJSON(w, http.StatusRequestTimeout, indent, drf.Member{Key: "detail", Value: drf.MsgBodyTimeout})
 		return nil
 	}
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, indent, jsonPair{"detail", "Could not read the request body."})
+		drf.WriteJSON(w, http.StatusBadRequest, indent, drf.Member{Key: "detail", Value: drf.MsgBodyUnread})
 		return nil
 	}
 	if int64(len(body)) > maxBody {
-		writeJSON(w, http.StatusRequestEntityTooLarge, indent, jsonPair{"detail", "Request body is larger than " + strconv.FormatInt(maxBody, 10) + " bytes."})
+		drf.WriteJSON(w, http.StatusRequestEntityTooLarge, indent, drf.Member{Key: "detail", Value: drf.BodyTooLarge(strconv.FormatInt(maxBody, 10))})
 		return nil
 	}
 
-	p := parseLoginBody(r, body)
+	p := drf.ParseLoginBody(r, body)
 	switch {
-	case p.status != 0:
-		writeJSON(w, p.status, indent, jsonPair{"detail", p.detail})
+	case p.Status != 0:
+		drf.WriteJSON(w, p.Status, indent, drf.Member{Key: "detail", Value: p.Detail})
 		return nil
-	case p.nonField != "":
-		writeJSON(w, http.StatusBadRequest, indent, jsonPair{"non_field_errors", []string{p.nonField}})
+	case p.NonField != "":
+		drf.WriteJSON(w, http.StatusBadRequest, indent, drf.Member{Key: "non_field_errors", Value: []string{p.NonField}})
 		return nil
 	}
-	username, uerr := p.username.validate(true)
-	pw, perr := p.password.validate(false)
+	username, uerr := p.Username.Validate(true)
+	pw, perr := p.Password.Validate(false)
 	if uerr != nil || perr != nil {
-		var errs []jsonPair
+		var errs []drf.Member
 		if uerr != nil {
-			errs = append(errs, jsonPair{"username", uerr})
+			errs = append(errs, drf.Member{Key: "username", Value: uerr})
 		}
 		if perr != nil {
-			errs = append(errs, jsonPair{"password", perr})
+			errs = append(errs, drf.Member{Key: "password", Value: perr})
 		}
-		writeJSON(w, http.StatusBadRequest, indent, errs...)
+		drf.WriteJSON(w, http.StatusBadRequest, indent, errs...)
 		return nil
 	}
 
-	user, ok, err := h.authenticate(r.Context(), username, pw)
+	user, ok, err := h.checkPassword(r.Context(), username, pw)
 	if errors.Is(err, errHashQueueFull) {
 		h.logger.Warn("login refused: every password-hashing slot is busy and the queue is full",
 			zap.String("remote_ip", h.clientIP(r)))
-		w.Header()["Retry-After"] = []string{unavailableRetryWait}
-		writeJSON(w, http.StatusServiceUnavailable, indent, jsonPair{"detail", detailUnavailable})
+		w.Header()["Retry-After"] = []string{drf.UnavailableRetryAfter}
+		drf.WriteJSON(w, http.StatusServiceUnavailable, indent, drf.Member{Key: "detail", Value: drf.DetailUnavailable})
 		return nil
 	}
 	if err != nil {
 		return h.unavailable(w, err)
 	}
 	if !ok {
-		writeJSON(w, http.StatusBadRequest, indent, jsonPair{"non_field_errors", []string{msgBadLogin}})
+		drf.WriteJSON(w, http.StatusBadRequest, indent, drf.Member{Key: "non_field_errors", Value: []string{drf.MsgBadLogin}})
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
@@ -258,18 +183,18 @@ func (h *TokenAuth) serveLogin(w http.ResponseWriter, r *http.Request, indent in
 	if err != nil {
 		return h.unavailable(w, err)
 	}
-	writeJSON(w, http.StatusOK, indent, jsonPair{"token", key})
+	drf.WriteJSON(w, http.StatusOK, indent, drf.Member{Key: "token", Value: key})
 	return nil
 }
 
-// authenticate is Django's ModelBackend.authenticate: the password check
+// checkPassword is Django's ModelBackend.authenticate: the password check
 // runs before the active check, and an outdated hash is upgraded when
 // configured. An unknown user takes the same path as a known one, checked
 // against a stored value of the default hasher and cost that no password
 // matches, so that the time an answer takes does not tell which usernames
 // exist. The check, and the re-hash of an upgrade, run in one of the
 // process's hashing slots; each store call has its own time limit.
-func (h *TokenAuth) authenticate(ctx context.Context, username, raw string) (store.User, bool, error) {
+func (h *TokenAuth) checkPassword(ctx context.Context, username, raw string) (store.User, bool, error) {
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	user, err := h.store.User(sctx, username)
 	cancel()
@@ -327,8 +252,8 @@ func (h *TokenAuth) readBody(w http.ResponseWriter, r *http.Request, limit int64
 // serveLogout deletes the caller's token: 204 with no body.
 func (h *TokenAuth) serveLogout(w http.ResponseWriter, r *http.Request, key string) error {
 	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", loginAllow)
-		writeJSON(w, http.StatusMethodNotAllowed, -1, jsonPair{"detail", `Method "` + r.Method + `" not allowed.`})
+		w.Header().Set("Allow", drf.LoginAllow)
+		drf.WriteJSON(w, http.StatusMethodNotAllowed, -1, drf.Member{Key: "detail", Value: drf.MethodNotAllowed(r.Method)})
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
@@ -341,38 +266,4 @@ func (h *TokenAuth) serveLogout(w http.ResponseWriter, r *http.Request, key stri
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-// unavailable answers 503 when the store cannot: the request is never let
-// through unverified.
-func (h *TokenAuth) unavailable(w http.ResponseWriter, err error) error {
-	if c := h.logger.Check(zapcore.ErrorLevel, "token store unavailable"); c != nil {
-		c.Write(zap.Error(err))
-	}
-	w.Header()["Retry-After"] = []string{unavailableRetryWait}
-	writeDRFError(w, http.StatusServiceUnavailable, "", &errUnavailable)
-	return nil
-}
-
-// clientIP is the client address as Caddy determined it (trusted_proxies
-// respected), for throttling. The first request that comes through a
-// trusted proxy on a server without trusted_proxies_strict logs a warning:
-// Caddy then takes the leftmost X-Forwarded-For entry, which the client
-// writes itself when the proxy appends to the header, so a client could
-// pick a fresh budget for every request.
-func (h *TokenAuth) clientIP(r *http.Request) string {
-	if !h.warnedProxies.Load() {
-		if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); trusted {
-			if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv != nil &&
-				srv.TrustedProxiesStrict == 0 && h.warnedProxies.CompareAndSwap(false, true) {
-				h.logger.Warn("throttling by client IP behind trusted_proxies without trusted_proxies_strict: " +
-					"behind a proxy that appends to X-Forwarded-For, clients choose their own IP and budget; " +
-					"set trusted_proxies_strict in the server's options")
-			}
-		}
-	}
-	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
-		return ip
-	}
-	return r.RemoteAddr
 }

@@ -12,11 +12,13 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/tokenauth/caddy-tokenauth/internal/drf"
 	"github.com/tokenauth/caddy-tokenauth/store"
 	_ "github.com/tokenauth/caddy-tokenauth/store/postgres" // registers the postgres store
 	_ "github.com/tokenauth/caddy-tokenauth/store/sqlite"   // registers the sqlite store
@@ -118,31 +120,25 @@ func (TokenAuth) CaddyModule() caddy.ModuleInfo {
 // defaultStore is the embedded SQLite store: no path means the data dir.
 var defaultStore = json.RawMessage(`{"kind":"sqlite"}`)
 
-// Provision loads the store and fills in the defaults.
+// Provision checks the config, fills in the defaults and loads the store.
 func (h *TokenAuth) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	if err := h.validate(); err != nil {
+		return err
+	}
 	if h.Keyword == "" {
 		h.Keyword = "Token"
-	}
-	if err := validKeyword(h.Keyword); err != nil {
-		return err
 	}
 	h.status, h.challenge = http.StatusUnauthorized, h.Keyword
 	if h.NoChallenge {
 		h.status, h.challenge = http.StatusForbidden, ""
 	}
+	h.anyKey = h.KeyFormat == "any"
 	if err := h.provisionLogin(); err != nil {
 		return err
 	}
 	if h.StoreRaw == nil {
 		h.StoreRaw = defaultStore
-	}
-	switch h.KeyFormat {
-	case "", "hex40":
-	case "any":
-		h.anyKey = true
-	default:
-		return fmt.Errorf("key_format %q: want hex40 or any", h.KeyFormat)
 	}
 	storeKey := string(h.StoreRaw) // LoadModule clears it
 	mod, err := ctx.LoadModule(h, "StoreRaw")
@@ -157,47 +153,81 @@ func (h *TokenAuth) Provision(ctx caddy.Context) error {
 	return h.provisionCache(storeKey)
 }
 
-// provisionLogin checks the login, logout and throttle settings.
-func (h *TokenAuth) provisionLogin() error {
-	h.warnedProxies = new(atomic.Bool)
+// validate holds every rule of the config; the Caddyfile and the JSON go
+// through it alike. It changes nothing: empty values stand for the
+// defaults.
+func (h *TokenAuth) validate() error {
+	if h.Keyword != "" && !drf.ValidKeyword(h.Keyword) {
+		return fmt.Errorf("keyword %q: want visible ASCII characters without spaces", h.Keyword)
+	}
+	switch h.KeyFormat {
+	case "", "hex40", "any":
+	default:
+		return fmt.Errorf("key_format %q: want hex40 or any", h.KeyFormat)
+	}
 	if h.FailureThrottle != "" {
-		r, err := parseRate(h.FailureThrottle)
-		if err != nil {
+		if _, err := parseRate(h.FailureThrottle); err != nil {
 			return fmt.Errorf("failure_throttle: %w", err)
-		}
-		h.failuresKey = fmt.Sprintf("failures %d/%v", r.num, r.period)
-		if h.failures, err = loadThrottle(h.failuresKey, r); err != nil {
-			return err
 		}
 	}
 	if h.Logout != "" && !strings.HasPrefix(h.Logout, "/") {
 		return fmt.Errorf("logout path %q must start with /", h.Logout)
 	}
+	if h.Login != nil {
+		if err := h.Login.validate(); err != nil {
+			return err
+		}
+		if h.Login.Path == h.Logout {
+			return fmt.Errorf("login and logout share the path %s", h.Logout)
+		}
+	}
+	if h.Cache != nil {
+		return h.Cache.validate()
+	}
+	return nil
+}
+
+// validate holds the rules of the cache settings.
+func (c *Cache) validate() error {
+	switch {
+	case c.TTL < 0:
+		return fmt.Errorf("cache ttl %v: want a positive duration", time.Duration(c.TTL))
+	case c.NegativeTTL < 0:
+		return fmt.Errorf("cache negative_ttl %v: want a positive duration", time.Duration(c.NegativeTTL))
+	case c.Size < 0:
+		return fmt.Errorf("cache size %d: want a positive number of entries", c.Size)
+	}
+	if c.Off && (c.TTL != 0 || c.NegativeTTL != 0 || c.Size != 0) {
+		return fmt.Errorf("cache: off takes no ttl, negative_ttl or size")
+	}
+	return nil
+}
+
+// provisionLogin sets up the login, logout and throttle settings.
+func (h *TokenAuth) provisionLogin() error {
+	h.warnedProxies = new(atomic.Bool)
+	if h.FailureThrottle != "" {
+		r, _ := parseRate(h.FailureThrottle)
+		h.failuresKey = fmt.Sprintf("failures %d/%v", r.num, r.period)
+		var err error
+		if h.failures, err = loadThrottle(h.failuresKey, r); err != nil {
+			return err
+		}
+	}
 	if h.Login == nil {
 		return nil
 	}
 	h.hashers = passwordHashers()
-	if !strings.HasPrefix(h.Login.Path, "/") {
-		return fmt.Errorf("login path %q must start with /", h.Login.Path)
-	}
-	if h.Login.Path == h.Logout {
-		return fmt.Errorf("login and logout share the path %s", h.Logout)
-	}
-	if h.Login.MaxBody <= 0 {
+	if h.Login.MaxBody == 0 {
 		h.Login.MaxBody = defaultMaxBody
-	}
-	if h.Login.BodyTimeout < 0 {
-		return fmt.Errorf("login body_timeout must not be negative")
 	}
 	if h.Login.BodyTimeout == 0 {
 		h.Login.BodyTimeout = caddy.Duration(defaultBodyTimeout)
 	}
 	if h.Login.Throttle != "" {
-		r, err := parseRate(h.Login.Throttle)
-		if err != nil {
-			return fmt.Errorf("login throttle: %w", err)
-		}
+		r, _ := parseRate(h.Login.Throttle)
 		h.loginKey = fmt.Sprintf("login %s %d/%v", h.Login.Path, r.num, r.period)
+		var err error
 		if h.Login.throttle, err = loadThrottle(h.loginKey, r); err != nil {
 			return err
 		}
@@ -205,81 +235,29 @@ func (h *TokenAuth) provisionLogin() error {
 	return nil
 }
 
-// validKeyword accepts what can stand as the first word of an
-// Authorization header: one or more visible ASCII characters.
-func validKeyword(k string) error {
-	for i := 0; i < len(k); i++ {
-		if k[i] <= ' ' || k[i] >= 0x7f {
-			return fmt.Errorf("keyword %q: want visible ASCII characters without spaces", k)
-		}
-	}
-	return nil
-}
-
-// ServeHTTP authenticates the request and calls next, or answers as DRF.
+// ServeHTTP authenticates the request, then lets it through or renders the
+// refusal. The login endpoint negotiates before it authenticates, as DRF's
+// view does, so it runs the check itself.
 func (h *TokenAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	onLogin := h.Login != nil && r.URL.Path == h.Login.Path
-	indent := -1
-	if onLogin {
-		// DRF negotiates the response type before it authenticates.
-		w.Header().Set("Allow", loginAllow)
-		ok, i := negotiate(r)
-		if !ok {
-			writeJSON(w, http.StatusNotAcceptable, -1, jsonPair{"detail", msgNotAccepted})
-			return nil
+	if h.Login != nil && r.URL.Path == h.Login.Path {
+		return h.serveLogin(w, r)
+	}
+	a := h.authenticate(r)
+	switch a.outcome {
+	case authOK:
+		setIdentity(r, a.id)
+		if h.Logout != "" && r.URL.Path == h.Logout {
+			return h.serveLogout(w, r, a.key)
 		}
-		indent = i
-	}
-
-	key, hex := hexKey(r.Header["Authorization"], h.Keyword)
-	if !hex {
-		var res headerResult
-		key, res = parseAuthorization(r.Header["Authorization"], h.Keyword)
-		switch res {
-		case headerKey:
-		case headerAnonymous:
-			if onLogin {
-				anonymous(r)
-				return h.serveLogin(w, r, indent)
-			}
-			if h.Optional {
-				anonymous(r)
-				return next.ServeHTTP(w, r)
-			}
-			h.refuse(w, &errNotProvided, indent)
-			return nil
-		default:
-			h.refuse(w, headerErrors[res], indent)
-			return nil
+		return next.ServeHTTP(w, r)
+	case authAnonymous:
+		if h.Optional {
+			anonymous(r)
+			return next.ServeHTTP(w, r)
 		}
+		a.outcome, a.err = authRefused, drf.ErrNotProvided
 	}
-
-	if !hex && !h.anyKey && !isHex40(key) {
-		h.refuseToken(w, r, &errInvalidToken, indent)
-		return nil
-	}
-	id, err := h.lookup(r, key)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			h.refuseToken(w, r, &errInvalidToken, indent)
-			return nil
-		}
-		return h.unavailable(w, err)
-	}
-	if !id.active() {
-		h.refuseToken(w, r, &errInactive, indent)
-		return nil
-	}
-
-	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	repl.Map(id.vars)
-	switch {
-	case onLogin:
-		return h.serveLogin(w, r, indent)
-	case h.Logout != "" && r.URL.Path == h.Logout:
-		return h.serveLogout(w, r, key)
-	}
-	return next.ServeHTTP(w, r)
+	return h.render(w, a, -1)
 }
 
 // Cleanup stops the cache's subscription and releases what the handler
@@ -301,43 +279,6 @@ func (h *TokenAuth) Cleanup() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// lookup asks the cache, or the store when the cache is off.
-func (h *TokenAuth) lookup(r *http.Request, key string) (cachedIdentity, error) {
-	if h.cache != nil {
-		return h.cache.lookup(r.Context(), h.store, key)
-	}
-	id, err := h.store.Lookup(r.Context(), key)
-	return newCachedIdentity(id), err
-}
-
-// refuseToken answers a token the store refused and counts it against the
-// client's failure budget; a client over its budget gets 429 instead, and
-// is not counted again until the window frees up (DRF's throttles count
-// only the requests they let through).
-func (h *TokenAuth) refuseToken(w http.ResponseWriter, r *http.Request, e *drfError, indent int) {
-	if h.failures != nil {
-		if wait := h.failures.allow(h.clientIP(r)); wait > 0 {
-			detail, retry := throttledDetail(wait)
-			w.Header().Set("Retry-After", retry)
-			writeJSON(w, http.StatusTooManyRequests, indent, jsonPair{"detail", detail})
-			return
-		}
-	}
-	h.refuse(w, e, indent)
-}
-
-// anonymous makes the identity placeholders known and empty on a request
-// let through without credentials, so that `header_up X-Remote-User
-// {http.auth.user.username}` sends an empty value, never the placeholder's
-// text or a value the client sent. An identity set by an earlier handler is
-// kept.
-func anonymous(r *http.Request) {
-	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	if _, ok := repl.Get(placeholderUserID); !ok {
-		repl.Map(anonymousVars)
-	}
 }
 
 // Interface guards

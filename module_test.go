@@ -272,26 +272,6 @@ func TestFailingStoreAnswers503(t *testing.T) {
 	}
 }
 
-func BenchmarkParseAuthorization(b *testing.B) {
-	values := []string{"Token " + validKey}
-	b.ReportAllocs()
-	for b.Loop() {
-		parseAuthorization(values, "Token")
-	}
-}
-
-// BenchmarkHexKey is the parser's fast path, taken by a DRF-made key sent
-// as DRF's clients send it.
-func BenchmarkHexKey(b *testing.B) {
-	values := []string{"Token " + validKey}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, ok := hexKey(values, "Token"); !ok {
-			b.Fatal("not taken")
-		}
-	}
-}
-
 // BenchmarkServeHTTPStoreLookup measures one authenticated request that
 // goes to the SQLite store (no cache).
 func BenchmarkServeHTTPStoreLookup(b *testing.B) {

@@ -2,76 +2,38 @@ package tokenauth
 
 import (
 	"net/http"
-	"strconv"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/tokenauth/caddy-tokenauth/internal/drf"
 )
 
-// DRF's messages, verbatim (rest_framework/authentication.py, exceptions.py).
-const (
-	detailNotProvided    = "Authentication credentials were not provided."
-	detailNoCredentials  = "Invalid token header. No credentials provided."
-	detailSpaces         = "Invalid token header. Token string should not contain spaces."
-	detailInvalidChars   = "Invalid token header. Token string should not contain invalid characters."
-	detailInvalidToken   = "Invalid token."
-	detailInactive       = "User inactive or deleted."
-	detailUnavailable    = "Service temporarily unavailable, try again later."
-	unavailableRetryWait = "1"
-)
-
-// drfError is one precomputed DRF error response: its status for the
-// challenge case and its compact JSON body.
-type drfError struct {
-	detail string
-	body   []byte
-	length string
-}
-
-func newDRFError(detail string) drfError {
-	// The details are plain ASCII without quotes or backslashes, so the
-	// compact JSON that DRF's JSONRenderer writes is a plain concatenation.
-	b := []byte(`{"detail":"` + detail + `"}`)
-	return drfError{detail: detail, body: b, length: strconv.Itoa(len(b))}
-}
-
-var (
-	errNotProvided   = newDRFError(detailNotProvided)
-	errNoCredentials = newDRFError(detailNoCredentials)
-	errSpaces        = newDRFError(detailSpaces)
-	errInvalidChars  = newDRFError(detailInvalidChars)
-	errInvalidToken  = newDRFError(detailInvalidToken)
-	errInactive      = newDRFError(detailInactive)
-	errUnavailable   = newDRFError(detailUnavailable)
-)
-
-// headerErrors maps a failed parse to its response.
-var headerErrors = [...]*drfError{
-	headerNoCredentials: &errNoCredentials,
-	headerSpaces:        &errSpaces,
-	headerInvalidChars:  &errInvalidChars,
-}
-
-// refuse answers an authentication failure with the handler's status and
-// challenge; indented when the login endpoint negotiated an indent.
-func (h *TokenAuth) refuse(w http.ResponseWriter, e *drfError, indent int) {
-	if indent < 0 {
-		writeDRFError(w, h.status, h.challenge, e)
-		return
+// render answers a request the token check did not let through: DRF's
+// refusal with the handler's status and challenge, 429 past the failure
+// budget, 503 when the store cannot answer. indent is the login endpoint's
+// negotiated indent, -1 everywhere else.
+func (h *TokenAuth) render(w http.ResponseWriter, a authResult, indent int) error {
+	switch a.outcome {
+	case authThrottled:
+		detail, retry := throttledDetail(a.wait)
+		w.Header().Set("Retry-After", retry)
+		drf.WriteJSON(w, http.StatusTooManyRequests, indent, drf.Member{Key: "detail", Value: detail})
+	case authUnavailable:
+		return h.unavailable(w, a.err)
+	default:
+		a.err.(*drf.Error).Write(w, h.status, h.challenge, indent)
 	}
-	if h.challenge != "" {
-		w.Header()["Www-Authenticate"] = []string{h.challenge}
-	}
-	writeJSON(w, h.status, indent, jsonPair{"detail", e.detail})
+	return nil
 }
 
-// writeDRFError writes e as DRF's exception handler does: status, the
-// challenge header when there is one, Content-Type application/json (no
-// charset) and the compact body.
-func writeDRFError(w http.ResponseWriter, status int, challenge string, e *drfError) {
-	h := w.Header()
-	if challenge != "" {
-		h["Www-Authenticate"] = []string{challenge}
+// unavailable answers 503 when the store cannot: the request is never let
+// through unverified.
+func (h *TokenAuth) unavailable(w http.ResponseWriter, err error) error {
+	if c := h.logger.Check(zapcore.ErrorLevel, "token store unavailable"); c != nil {
+		c.Write(zap.Error(err))
 	}
-	h["Content-Type"] = []string{"application/json"}
-	h["Content-Length"] = []string{e.length}
-	w.WriteHeader(status)
-	_, _ = w.Write(e.body)
+	w.Header()["Retry-After"] = []string{drf.UnavailableRetryAfter}
+	drf.ErrUnavailable.Write(w, http.StatusServiceUnavailable, "", -1)
+	return nil
 }

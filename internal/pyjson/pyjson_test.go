@@ -1,4 +1,4 @@
-package tokenauth
+package pyjson
 
 import (
 	"bufio"
@@ -14,9 +14,9 @@ import (
 	"unicode/utf8"
 )
 
-// pyJSONCases: expected messages generated once with DRF 3.14's JSONParser
-// on Debian's CPython 3.11 (see pyJSONOracleScript); "" means accepted.
-var pyJSONCases = []struct{ name, in, want string }{
+// cases: expected messages generated once with DRF 3.14's JSONParser
+// on Debian's CPython 3.11 (see oracleScript); "" means accepted.
+var cases = []struct{ name, in, want string }{
 	{"object", "{\"username\": \"alice\", \"password\": \"s3cret\"}", ""},
 	{"array of every kind", "[1, 2.5, -3e10, \"x\", true, false, null, {}, []]", ""},
 	{"nested with escapes", "{\"a\": [{\"b\": {\"c\": [null]}}], \"d\": \"\\u00e9\\n\\t\\\"\\\\\\/\\b\\f\\r\"}", ""},
@@ -119,15 +119,15 @@ var pyJSONCases = []struct{ name, in, want string }{
 	{"deep nesting", strings.Repeat("[", 500) + strings.Repeat(`{"a":`, 300) + "1" + strings.Repeat("}", 300) + strings.Repeat("]", 500), ""},
 }
 
-func TestPyJSONError(t *testing.T) {
-	for _, c := range pyJSONCases {
-		if got := pyJSONError([]byte(c.in)); got != c.want {
-			t.Errorf("%s: pyJSONError(%q)\n got %q\nwant %q", c.name, c.in, got, c.want)
+func TestError(t *testing.T) {
+	for _, c := range cases {
+		if got := Error([]byte(c.in)); got != c.want {
+			t.Errorf("%s: Error(%q)\n got %q\nwant %q", c.name, c.in, got, c.want)
 		}
 	}
 }
 
-func TestPyJSONErrorDepth(t *testing.T) {
+func TestErrorDepth(t *testing.T) {
 	nest := func(open, mid, close string, depth int) []byte {
 		return []byte(strings.Repeat(open, depth) + mid + strings.Repeat(close, depth))
 	}
@@ -138,29 +138,29 @@ func TestPyJSONErrorDepth(t *testing.T) {
 		in   []byte
 		want string
 	}{
-		{"arrays at the limit", nest("[", "", "]", pyJSONMaxDepth), ""},
-		{"arrays past the limit", nest("[", "", "]", pyJSONMaxDepth+1), arrMsg},
-		{"objects at the limit", nest(`{"a":`, "1", "}", pyJSONMaxDepth), ""},
-		{"objects past the limit", nest(`{"a":`, "1", "}", pyJSONMaxDepth+1), objMsg},
-		{"mixed past the limit", append(nest("[", "", "", pyJSONMaxDepth), '{'), objMsg},
+		{"arrays at the limit", nest("[", "", "]", MaxDepth), ""},
+		{"arrays past the limit", nest("[", "", "]", MaxDepth+1), arrMsg},
+		{"objects at the limit", nest(`{"a":`, "1", "}", MaxDepth), ""},
+		{"objects past the limit", nest(`{"a":`, "1", "}", MaxDepth+1), objMsg},
+		{"mixed past the limit", append(nest("[", "", "", MaxDepth), '{'), objMsg},
 		{"64 KiB of brackets", nest("[", "", "", 64<<10), arrMsg},
 		{"error before the limit wins", append([]byte("[1 2]"), nest("[", "", "]", 5000)...),
 			"Expecting ',' delimiter: line 1 column 4 (char 3)"},
-		{"unclosed at the limit", nest("[", "", "", pyJSONMaxDepth),
+		{"unclosed at the limit", nest("[", "", "", MaxDepth),
 			"Expecting value: line 1 column 901 (char 900)"},
 	}
 	for _, c := range cases {
-		if got := pyJSONError(c.in); got != c.want {
+		if got := Error(c.in); got != c.want {
 			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
 		}
 	}
 }
 
-// pyJSONOracleScript runs DRF's JSONParser on base64-encoded bodies, one per
+// oracleScript runs DRF's JSONParser on base64-encoded bodies, one per
 // input line, and prints one base64 line per body: "OK", "E"+message (the
 // ParseError detail without "JSON parse error - "), "R"+message for a
 // RecursionError, or "X"+description for anything else.
-const pyJSONOracleScript = `
+const oracleScript = `
 import sys, io, base64
 import django
 from django.conf import settings
@@ -185,15 +185,15 @@ for line in sys.stdin:
     sys.stdout.flush()
 `
 
-const pyJSONPython = "/usr/bin/python3"
+const python = "/usr/bin/python3"
 
-// pyJSONOracle returns DRF's verdict for each input ("" for accepted), or
+// oracle returns DRF's verdict for each input ("" for accepted), or
 // skips the test when Python with Django REST Framework is not available
 // (fatal when CI=true).
-func pyJSONOracle(t *testing.T, inputs [][]byte) []string {
+func oracle(t *testing.T, inputs [][]byte) []string {
 	t.Helper()
-	if out, err := exec.Command(pyJSONPython, "-c", "import django, rest_framework").CombinedOutput(); err != nil {
-		msg := "oracle unavailable: " + pyJSONPython + " cannot import django and rest_framework: " + err.Error() + ": " + string(out)
+	if out, err := exec.Command(python, "-c", "import django, rest_framework").CombinedOutput(); err != nil {
+		msg := "oracle unavailable: " + python + " cannot import django and rest_framework: " + err.Error() + ": " + string(out)
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}
@@ -204,7 +204,7 @@ func pyJSONOracle(t *testing.T, inputs [][]byte) []string {
 		stdin.WriteString(base64.StdEncoding.EncodeToString(in))
 		stdin.WriteByte('\n')
 	}
-	cmd := exec.Command(pyJSONPython, "-c", pyJSONOracleScript)
+	cmd := exec.Command(python, "-c", oracleScript)
 	cmd.Stdin = &stdin
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -236,7 +236,7 @@ func pyJSONOracle(t *testing.T, inputs [][]byte) []string {
 	return res
 }
 
-var pyJSONSnippets = []string{
+var snippets = []string{
 	`{"username": "alice", "password": "s3cret"}`,
 	`{"a": [1, -2.5e-3, 0, 10E+2, "x\"y\\z\/\b\f\n\r\t\u00e9"], "b": {"c": null, "d": true, "e": false}}`,
 	`[[], {}, [[]], {"": ""}, "\ud83d\ude00", "\ud800", "\udc00x"]`,
@@ -245,10 +245,10 @@ var pyJSONSnippets = []string{
 	` [ 1 , 2 ] `, `{"a":{"b":{"c":[[[1]]]}}}`,
 }
 
-// pyJSONTokens are inserted by the mutator: JSON punctuation, near-miss
+// tokens are inserted by the mutator: JSON punctuation, near-miss
 // literals, escapes, whitespace and non-whitespace, non-ASCII and invalid
 // UTF-8.
-var pyJSONTokens = []string{
+var tokens = []string{
 	"{", "}", "[", "]", ",", ":", `"`, `\`, "'", `\u`, `\ud800`, `\udc00`, `\uD83D\uDE00`, `\x`,
 	"0", "1", "9", "-", "+", ".", "e", "E", "/", "//", "/*", "n", "t", "f", "nul", "NaN",
 	"Infinity", "-Infinity", "true", "null", "false", " ", "\t", "\n", "\r", "\f", "\v",
@@ -256,15 +256,15 @@ var pyJSONTokens = []string{
 	"\xe2\x82", "\xed\xa0", "\xed\xa0\x80", "\xf0\x9f", "\xc0\xaf", "\xef\xbb\xbf", "\xa0",
 }
 
-// pyJSONRandomInputs returns n deterministic mutations of pyJSONSnippets.
-func pyJSONRandomInputs(seed int64, n int) [][]byte {
+// randomInputs returns n deterministic mutations of snippets.
+func randomInputs(seed int64, n int) [][]byte {
 	rng := rand.New(rand.NewSource(seed))
 	out := make([][]byte, 0, n)
 	for len(out) < n {
-		b := []byte(pyJSONSnippets[rng.Intn(len(pyJSONSnippets))])
+		b := []byte(snippets[rng.Intn(len(snippets))])
 		for k := rng.Intn(4); k >= 0; k-- {
 			i := rng.Intn(len(b) + 1)
-			tok := []byte(pyJSONTokens[rng.Intn(len(pyJSONTokens))])
+			tok := []byte(tokens[rng.Intn(len(tokens))])
 			switch rng.Intn(6) {
 			case 0: // delete
 				j := min(len(b), i+1+rng.Intn(3))
@@ -293,9 +293,9 @@ func pyJSONRandomInputs(seed int64, n int) [][]byte {
 	return out
 }
 
-// TestPyJSONErrorMatchesDRF compares pyJSONError with DRF itself on the table
+// TestErrorMatchesDRF compares Error with DRF itself on the table
 // and on random mutations. PYJSON_ORACLE_N raises the number of mutations.
-func TestPyJSONErrorMatchesDRF(t *testing.T) {
+func TestErrorMatchesDRF(t *testing.T) {
 	n := 400
 	if s := os.Getenv("PYJSON_ORACLE_N"); s != "" {
 		var err error
@@ -304,17 +304,17 @@ func TestPyJSONErrorMatchesDRF(t *testing.T) {
 		}
 	}
 	var inputs [][]byte
-	for _, c := range pyJSONCases {
+	for _, c := range cases {
 		inputs = append(inputs, []byte(c.in))
 	}
-	inputs = append(inputs, pyJSONRandomInputs(1, n)...)
-	want := pyJSONOracle(t, inputs)
+	inputs = append(inputs, randomInputs(1, n)...)
+	want := oracle(t, inputs)
 	bad := 0
 	for i, in := range inputs {
-		if got := pyJSONError(in); got != want[i] {
+		if got := Error(in); got != want[i] {
 			bad++
 			if bad <= 20 {
-				t.Errorf("pyJSONError(%q)\n got %q\nDRF %q", in, got, want[i])
+				t.Errorf("Error(%q)\n got %q\nDRF %q", in, got, want[i])
 			}
 		}
 	}
@@ -323,10 +323,10 @@ func TestPyJSONErrorMatchesDRF(t *testing.T) {
 	}
 }
 
-// pyJSONTrimTail drops a truncated UTF-8 sequence (a lead byte followed by
+// trimTail drops a truncated UTF-8 sequence (a lead byte followed by
 // fewer continuation bytes than it announces) from the end of b, which is
 // what CPython's incremental decoder leaves undecoded.
-func pyJSONTrimTail(b []byte) []byte {
+func trimTail(b []byte) []byte {
 	for k := 1; k <= 3 && k <= len(b); k++ {
 		lead := b[len(b)-k]
 		need := 0
@@ -352,7 +352,7 @@ func pyJSONTrimTail(b []byte) []byte {
 	return b
 }
 
-var pyJSONPrefixes = []string{
+var prefixes = []string{
 	"Expecting value: ", "Expecting property name enclosed in double quotes: ",
 	"Expecting ':' delimiter: ", "Expecting ',' delimiter: ", "Unterminated string starting at: ",
 	"Invalid control character at: ", `Invalid \escape: `, `Invalid \uXXXX escape: `, "Extra data: ",
@@ -361,48 +361,48 @@ var pyJSONPrefixes = []string{
 	"maximum recursion depth exceeded while decoding a JSON ",
 }
 
-// FuzzPyJSONError checks pyJSONError against encoding/json: what Python
+// FuzzError checks Error against encoding/json: what Python
 // accepts is standard JSON once a truncated UTF-8 sequence at the end is
 // dropped, and standard JSON that is valid UTF-8 without a BOM is accepted
-// unless it has an integer over 4300 digits or nesting past pyJSONMaxDepth.
-func FuzzPyJSONError(f *testing.F) {
-	for _, c := range pyJSONCases {
+// unless it has an integer over 4300 digits or nesting past MaxDepth.
+func FuzzError(f *testing.F) {
+	for _, c := range cases {
 		f.Add([]byte(c.in))
 	}
-	for _, in := range pyJSONRandomInputs(2, 50) {
+	for _, in := range randomInputs(2, 50) {
 		f.Add(in)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		msg := pyJSONError(b)
+		msg := Error(b)
 		if msg == "" {
-			trimmed := pyJSONTrimTail(b)
+			trimmed := trimTail(b)
 			if !json.Valid(trimmed) || !utf8.Valid(trimmed) || bytes.HasPrefix(b, []byte("\xef\xbb\xbf")) {
-				t.Fatalf("pyJSONError accepted %q, which is not valid JSON", b)
+				t.Fatalf("Error accepted %q, which is not valid JSON", b)
 			}
 			return
 		}
 		known := false
-		for _, p := range pyJSONPrefixes {
+		for _, p := range prefixes {
 			known = known || strings.HasPrefix(msg, p)
 		}
 		if !known {
-			t.Fatalf("pyJSONError(%q) = %q: unknown message", b, msg)
+			t.Fatalf("Error(%q) = %q: unknown message", b, msg)
 		}
 		if json.Valid(b) && utf8.Valid(b) && !bytes.HasPrefix(b, []byte("\xef\xbb\xbf")) &&
-			!pyJSONLongDigitRun(b) && bytes.Count(b, []byte("["))+bytes.Count(b, []byte("{")) <= pyJSONMaxDepth {
-			t.Fatalf("pyJSONError(%q) = %q, but it is valid JSON", b, msg)
+			!longDigitRun(b) && bytes.Count(b, []byte("["))+bytes.Count(b, []byte("{")) <= MaxDepth {
+			t.Fatalf("Error(%q) = %q, but it is valid JSON", b, msg)
 		}
 	})
 }
 
-// pyJSONLongDigitRun reports whether b has more than pyJSONIntMaxDigits
+// longDigitRun reports whether b has more than IntMaxDigits
 // consecutive ASCII digits.
-func pyJSONLongDigitRun(b []byte) bool {
+func longDigitRun(b []byte) bool {
 	run := 0
 	for _, c := range b {
 		if c >= '0' && c <= '9' {
 			run++
-			if run > pyJSONIntMaxDigits {
+			if run > IntMaxDigits {
 				return true
 			}
 		} else {

@@ -1,29 +1,48 @@
-package tokenauth
+package drf
 
 import (
 	"strings"
 	"unicode/utf8"
 )
 
-// headerResult is what parseAuthorization makes of an Authorization header.
-type headerResult uint8
+// Result is what ParseAuthorization makes of an Authorization header.
+type Result uint8
 
 const (
-	// headerAnonymous: no header, or a scheme other than the keyword. Token
+	// Anonymous: no header, or a scheme other than the keyword. Token
 	// authentication does not apply (DRF's authenticate() returns None).
-	headerAnonymous headerResult = iota
-	// headerKey: "<keyword> <key>"; the key is returned.
-	headerKey
-	// headerNoCredentials: the keyword alone.
-	headerNoCredentials
-	// headerSpaces: more than one word after the keyword.
-	headerSpaces
-	// headerInvalidChars: the key is not valid UTF-8.
-	headerInvalidChars
+	Anonymous Result = iota
+	// Key: "<keyword> <key>"; the key is returned.
+	Key
+	// KeyHex40: Key, and the key is 40 lowercase hex characters, the
+	// only keys DRF generates.
+	KeyHex40
+	// NoCredentials: the keyword alone.
+	NoCredentials
+	// Spaces: more than one word after the keyword.
+	Spaces
+	// InvalidChars: the key is not valid UTF-8.
+	InvalidChars
 )
 
-// parseAuthorization reads the Authorization header values exactly as DRF's
-// TokenAuthentication.authenticate does:
+// HasKey reports whether the header carried a key.
+func (r Result) HasKey() bool { return r == Key || r == KeyHex40 }
+
+// Err is DRF's refusal of a malformed header, or nil.
+func (r Result) Err() *Error {
+	switch r {
+	case NoCredentials:
+		return ErrNoCredentials
+	case Spaces:
+		return ErrSpaces
+	case InvalidChars:
+		return ErrInvalidChars
+	}
+	return nil
+}
+
+// ParseAuthorization reads the Authorization header values exactly as
+// DRF's TokenAuthentication.authenticate does:
 //
 //   - several header lines are joined with "," (no space), as gunicorn,
 //     wsgiref and Django's ASGI handler join them before DRF sees them;
@@ -32,56 +51,48 @@ const (
 //   - the first word is compared with keyword ASCII-case-insensitively;
 //   - the key must be valid UTF-8 and is returned verbatim.
 //
-// The returned key is a substring of the header value: with one header line,
-// parsing allocates nothing.
-func parseAuthorization(values []string, keyword string) (key string, res headerResult) {
+// It also tells a key of DRF's own shape (KeyHex40) from any other
+// (Key). The shape nearly every request has, one header line with the
+// keyword, one space and 40 lowercase hex characters, is answered in one
+// pass. The returned key is a substring of the header value: with one
+// header line, parsing allocates nothing.
+func ParseAuthorization(values []string, keyword string) (key string, res Result) {
 	var s string
 	switch len(values) {
 	case 0:
-		return "", headerAnonymous
+		return "", Anonymous
 	case 1:
 		s = values[0]
+		if n := len(keyword); len(s) == n+1+40 && s[n] == ' ' && asciiEqualFold(s[:n], keyword) && IsHex40(s[n+1:]) {
+			return s[n+1:], KeyHex40
+		}
 	default:
 		s = strings.Join(values, ",")
 	}
 
 	word, rest := nextWord(s)
 	if word == "" || !asciiEqualFold(word, keyword) {
-		return "", headerAnonymous
+		return "", Anonymous
 	}
 	key, rest = nextWord(rest)
 	if key == "" {
-		return "", headerNoCredentials
+		return "", NoCredentials
 	}
 	if extra, _ := nextWord(rest); extra != "" {
-		return "", headerSpaces
+		return "", Spaces
 	}
 	if !utf8.ValidString(key) {
-		return "", headerInvalidChars
+		return "", InvalidChars
 	}
-	return key, headerKey
+	if IsHex40(key) {
+		return key, KeyHex40
+	}
+	return key, Key
 }
 
-// hexKey reads the shape nearly every request has: one header line, the
-// keyword, one space, and a key of 40 lowercase hex characters, as DRF
-// generates them. On that shape it answers what parseAuthorization answers,
-// in one pass that also proves the key passes the hex40 gate; on any other
-// (ok false) the caller takes the general way.
-func hexKey(values []string, keyword string) (key string, ok bool) {
-	if len(values) != 1 {
-		return "", false
-	}
-	s, n := values[0], len(keyword)
-	if len(s) != n+1+40 || s[n] != ' ' || !asciiEqualFold(s[:n], keyword) {
-		return "", false
-	}
-	key = s[n+1:]
-	return key, isHex40(key)
-}
-
-// isHex40 reports whether key is 40 lowercase hex characters, the only
+// IsHex40 reports whether key is 40 lowercase hex characters, the only
 // keys DRF generates.
-func isHex40(key string) bool {
+func IsHex40(key string) bool {
 	if len(key) != 40 {
 		return false
 	}
@@ -101,6 +112,20 @@ var notLowerHex = func() (t [256]byte) {
 	}
 	return t
 }()
+
+// ValidKeyword accepts what can stand as the first word of an
+// Authorization header: one or more visible ASCII characters.
+func ValidKeyword(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] <= ' ' || k[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
 
 // isSpace reports whether b is one of the bytes Python's bytes.split()
 // splits on: SP, HT, LF, VT, FF, CR.

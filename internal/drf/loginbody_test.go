@@ -1,28 +1,14 @@
-package tokenauth
+package drf
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"unicode/utf8"
-)
 
-func TestPyNumberIsPythonStr(t *testing.T) {
-	tests := map[string]string{
-		"0": "0", "-0": "0", "123": "123", "-7": "-7",
-		"123456789012345678901234567890": "123456789012345678901234567890",
-		"1.0":                            "1.0", "1.5": "1.5", "-0.0": "-0.0", "1e5": "100000.0", "1E5": "100000.0",
-		"1e16": "1e+16", "1.5e-7": "1.5e-07", "0.0001": "0.0001", "0.00001": "1e-05",
-		"123456789.123": "123456789.123", "1e400": "inf", "-1e400": "-inf", "2.5e+300": "2.5e+300",
-	}
-	for in, want := range tests {
-		if got := pyNumber(json.Number(in)); got != want {
-			t.Errorf("pyNumber(%s) = %s, want %s", in, got, want)
-		}
-	}
-}
+	"github.com/tokenauth/caddy-tokenauth/internal/pyjson"
+)
 
 func TestPyUnquoteKeepsLoneSurrogates(t *testing.T) {
 	tests := []struct {
@@ -39,9 +25,9 @@ func TestPyUnquoteKeepsLoneSurrogates(t *testing.T) {
 		{`"\ud800\u0041"`, "\xed\xa0\x80A", 0xD800},
 	}
 	for _, tt := range tests {
-		got := pyUnquote([]byte(tt.raw))
+		got := pyjson.Unquote([]byte(tt.raw))
 		if got != tt.want {
-			t.Errorf("pyUnquote(%s) = %q, want %q", tt.raw, got, tt.want)
+			t.Errorf("pyjson.Unquote(%s) = %q, want %q", tt.raw, got, tt.want)
 		}
 		if r := firstSurrogate(got); r != tt.surrogate {
 			t.Errorf("firstSurrogate(%q) = %X, want %X", got, r, tt.surrogate)
@@ -50,7 +36,7 @@ func TestPyUnquoteKeepsLoneSurrogates(t *testing.T) {
 }
 
 func TestPyParseQSIsDjangosQueryDict(t *testing.T) {
-	got := pyParseQS("a=1&a=2&b&c=%41%zz%&d=x+y;e=f&&=g")
+	got := parseQS("a=1&a=2&b&c=%41%zz%&d=x+y;e=f&&=g")
 	want := map[string][]string{"a": {"1", "2"}, "b": {""}, "c": {"A%zz%"}, "d": {"x y;e=f"}, "": {"g"}}
 	if len(got) != len(want) {
 		t.Fatalf("got %q", got)
@@ -60,7 +46,7 @@ func TestPyParseQSIsDjangosQueryDict(t *testing.T) {
 			t.Errorf("%q: got %q, want %q", k, got[k], v)
 		}
 	}
-	if v := pyParseQS("u=%ff")["u"][0]; v != "\uFFFD" {
+	if v := parseQS("u=%ff")["u"][0]; v != "\uFFFD" {
 		t.Errorf("invalid UTF-8 gives %q", v)
 	}
 }
@@ -95,12 +81,12 @@ func FuzzParseLoginBody(f *testing.F) {
 	f.Fuzz(func(t *testing.T, ct, body string) {
 		r := httptest.NewRequest("POST", "/login", strings.NewReader(body))
 		r.Header.Set("Content-Type", ct)
-		p := parseLoginBody(r, []byte(body))
-		if p.status != 0 || p.nonField != "" {
+		p := ParseLoginBody(r, []byte(body))
+		if p.Status != 0 || p.NonField != "" {
 			return
 		}
-		u, uerr := p.username.validate(true)
-		pw, pwerr := p.password.validate(false)
+		u, uerr := p.Username.Validate(true)
+		pw, pwerr := p.Password.Validate(false)
 		if uerr == nil {
 			if u == "" || pyStrip(u) != u {
 				t.Fatalf("validated username %q", u)
@@ -176,10 +162,10 @@ func rawMultipart(parts ...string) (contentType, body string) {
 	return "multipart/form-data; boundary=xx", b.String()
 }
 
-func parseBody(ct, body string) parsedBody {
+func parseBody(ct, body string) LoginBody {
 	r := httptest.NewRequest("POST", "/login", strings.NewReader(body))
 	r.Header.Set("Content-Type", ct)
-	return parseLoginBody(r, []byte(body))
+	return ParseLoginBody(r, []byte(body))
 }
 
 // Django decodes multipart values and percent-decoded form values with
@@ -189,8 +175,8 @@ func TestFormAndMultipartValuesDecodeAsPython(t *testing.T) {
 	for _, tt := range pyReplaceCases {
 		ct, body := rawMultipart("username", tt.in, "password", "pw"+tt.in)
 		p := parseBody(ct, body)
-		if p.status != 0 || p.username.value != tt.want || p.password.value != "pw"+tt.want {
-			t.Errorf("multipart %q: status %d %q, username %q, password %q; want %q", tt.in, p.status, p.detail, p.username.value, p.password.value, tt.want)
+		if p.Status != 0 || p.Username.value != tt.want || p.Password.value != "pw"+tt.want {
+			t.Errorf("multipart %q: status %d %q, username %q, password %q; want %q", tt.in, p.Status, p.Detail, p.Username.value, p.Password.value, tt.want)
 		}
 
 		var enc strings.Builder
@@ -198,8 +184,8 @@ func TestFormAndMultipartValuesDecodeAsPython(t *testing.T) {
 			fmt.Fprintf(&enc, "%%%02X", tt.in[i])
 		}
 		p = parseBody("application/x-www-form-urlencoded", "username="+enc.String()+"&password=pw"+enc.String())
-		if p.status != 0 || p.username.value != tt.want || p.password.value != "pw"+tt.want {
-			t.Errorf("urlencoded %q: status %d, username %q, password %q; want %q", enc.String(), p.status, p.username.value, p.password.value, tt.want)
+		if p.Status != 0 || p.Username.value != tt.want || p.Password.value != "pw"+tt.want {
+			t.Errorf("urlencoded %q: status %d, username %q, password %q; want %q", enc.String(), p.Status, p.Username.value, p.Password.value, tt.want)
 		}
 	}
 }
@@ -211,8 +197,8 @@ func TestMultipartNameWithInvalidUTF8IsAnotherField(t *testing.T) {
 	for _, name := range []string{"\xffusername", "username\xff", "user\xe2\x82name", "\xc0password"} {
 		ct, body := rawMultipart(name, "alice", "username", "bob", "password", "pw", name, "carol")
 		p := parseBody(ct, body)
-		if p.status != 0 || p.username.value != "bob" || p.password.value != "pw" {
-			t.Errorf("name %q: status %d %q, username %+v, password %+v", name, p.status, p.detail, p.username, p.password)
+		if p.Status != 0 || p.Username.value != "bob" || p.Password.value != "pw" {
+			t.Errorf("name %q: status %d %q, username %+v, password %+v", name, p.Status, p.Detail, p.Username, p.Password)
 		}
 	}
 }
@@ -241,9 +227,9 @@ func TestPyParseQSDecodesAsQueryDict(t *testing.T) {
 		{"u=%C3\xa9", "u", "\uFFFD©"},
 	}
 	for _, tt := range tests {
-		got := pyParseQS(tt.body)
+		got := parseQS(tt.body)
 		if len(got) != 1 || len(got[tt.key]) != 1 || got[tt.key][0] != tt.want {
-			t.Errorf("pyParseQS(%q) = %q, want %q: [%q]", tt.body, got, tt.key, tt.want)
+			t.Errorf("parseQS(%q) = %q, want %q: [%q]", tt.body, got, tt.key, tt.want)
 		}
 	}
 }
@@ -254,13 +240,13 @@ func TestPyParseQSDecodesAsQueryDict(t *testing.T) {
 func TestJSONBodyWithTruncatedTail(t *testing.T) {
 	for _, tail := range []string{"\xe2", " \xf0\x9f\x98", "\xed\xa0", "\xc3"} {
 		p := parseBody("application/json", `{"username":"alice","password":"pw"}`+tail)
-		if p.status != 0 || p.nonField != "" || p.username.value != "alice" || p.password.value != "pw" {
+		if p.Status != 0 || p.NonField != "" || p.Username.value != "alice" || p.Password.value != "pw" {
 			t.Errorf("tail %q: %+v", tail, p)
 		}
 	}
 	// Elsewhere invalid UTF-8 is DRF's parse error.
 	p := parseBody("application/json", "{\"username\":\"\xffalice\",\"password\":\"pw\"}")
-	if want := "JSON parse error - 'utf-8' codec can't decode byte 0xff in position 13: invalid start byte"; p.status != 400 || p.detail != want {
-		t.Errorf("invalid UTF-8 in a string: %d %q, want 400 %q", p.status, p.detail, want)
+	if want := "JSON parse error - 'utf-8' codec can't decode byte 0xff in position 13: invalid start byte"; p.Status != 400 || p.Detail != want {
+		t.Errorf("invalid UTF-8 in a string: %d %q, want 400 %q", p.Status, p.Detail, want)
 	}
 }

@@ -1,11 +1,14 @@
-package tokenauth
+// Package pyjson reproduces what CPython's json module says about a request body:
+// the error message DRF's JSONParser reports, and the Python values (str(),
+// type names, strings with lone surrogates) json.loads makes of it.
+package pyjson
 
 import (
 	"strconv"
 	"unicode/utf8"
 )
 
-// pyJSONMaxDepth is the deepest container nesting pyJSONError accepts.
+// MaxDepth is the deepest container nesting Error accepts.
 //
 // CPython's C scanner recurses once per '[' or '{' and raises RecursionError
 // when the interpreter's recursion limit (1000 frames, shared with the Python
@@ -14,18 +17,18 @@ import (
 // the stack is deeper, so the real limit is somewhat lower and varies. We
 // cut off at a fixed 900 instead. RecursionError is not a ValueError, so DRF
 // itself answers such a body with a 500, not a 400.
-const pyJSONMaxDepth = 900
+const MaxDepth = 900
 
-// pyJSONIntMaxDigits is CPython 3.11's default sys.get_int_max_str_digits():
+// IntMaxDigits is CPython 3.11's default sys.get_int_max_str_digits():
 // converting a JSON integer with more digits raises ValueError.
-const pyJSONIntMaxDigits = 4300
+const IntMaxDigits = 4300
 
-// pyJSONError reports why Django REST Framework's JSONParser would reject
+// Error reports why Django REST Framework's JSONParser would reject
 // body. It returns "" when DRF 3.14 on CPython 3.11 would accept body, that
 // is when json.load(codecs.getreader("utf-8")(stream),
 // parse_constant=strict_constant) succeeds, and otherwise str(exc) of the
 // ValueError it raises, which DRF reports as
-// {"detail": "JSON parse error - " + pyJSONError(body)}.
+// {"detail": "JSON parse error - " + Error(body)}.
 //
 // Reproduced in order:
 //   - UTF-8 decoding with the incremental (final=False) decoder that
@@ -42,30 +45,30 @@ const pyJSONIntMaxDigits = 4300
 //     integers with more than 4300 digits raise CPython's int conversion
 //     limit error.
 //
-// Known difference: nesting deeper than pyJSONMaxDepth returns
+// Known difference: nesting deeper than MaxDepth returns
 // "maximum recursion depth exceeded while decoding a JSON array (or object)
 // from a unicode string", the text of the RecursionError CPython raises at a
 // depth that depends on its stack (about 990 in a bare process); DRF does
 // not catch that error and answers 500.
 //
 // The scanner is iterative (explicit stack), O(len(body)) in time and memory.
-func pyJSONError(body []byte) string {
-	if msg := pyJSONCheckUTF8(body); msg != "" {
+func Error(body []byte) string {
+	if msg := checkUTF8(body); msg != "" {
 		return msg
 	}
-	s := pyJSONRunes(body)
+	s := Runes(body)
 	if len(s) > 0 && s[0] == '\ufeff' {
-		return pyJSONPosMsg("Unexpected UTF-8 BOM (decode using utf-8-sig)", s, 0)
+		return posMsg("Unexpected UTF-8 BOM (decode using utf-8-sig)", s, 0)
 	}
-	return pyJSONScan(s)
+	return scan(s)
 }
 
-func pyJSONIsCont(b byte) bool { return b >= 0x80 && b <= 0xBF }
+func isCont(b byte) bool { return b >= 0x80 && b <= 0xBF }
 
-// pyJSONCheckUTF8 mirrors CPython's utf8_decode / unicode_decode_utf8 with
+// checkUTF8 mirrors CPython's utf8_decode / unicode_decode_utf8 with
 // consumed != NULL (StreamReader passes final=False). It returns the
 // UnicodeDecodeError message for the first invalid sequence, or "".
-func pyJSONCheckUTF8(b []byte) string {
+func checkUTF8(b []byte) string {
 	n := len(b)
 	for i := 0; i < n; {
 		c := b[i]
@@ -82,7 +85,7 @@ func pyJSONCheckUTF8(b []byte) string {
 			if left < 2 {
 				return "" // truncated at end: kept in the buffer, never decoded
 			}
-			if !pyJSONIsCont(b[i+1]) {
+			if !isCont(b[i+1]) {
 				bad = 2
 			} else {
 				i += 2
@@ -93,7 +96,7 @@ func pyJSONCheckUTF8(b []byte) string {
 				return ""
 			}
 			c2 := b[i+1]
-			if !pyJSONIsCont(c2) || (c == 0xE0 && c2 < 0xA0) || (c == 0xED && c2 >= 0xA0) {
+			if !isCont(c2) || (c == 0xE0 && c2 < 0xA0) || (c == 0xED && c2 >= 0xA0) {
 				if left == 2 && c == 0xED && c2 >= 0xA0 && c2 <= 0xBF {
 					// CPython treats a truncated surrogate at the end as
 					// incomplete input rather than an error.
@@ -102,7 +105,7 @@ func pyJSONCheckUTF8(b []byte) string {
 				bad = 2
 			} else if left < 3 {
 				return ""
-			} else if !pyJSONIsCont(b[i+2]) {
+			} else if !isCont(b[i+2]) {
 				bad = 3
 			} else {
 				i += 3
@@ -113,15 +116,15 @@ func pyJSONCheckUTF8(b []byte) string {
 				return ""
 			}
 			c2 := b[i+1]
-			if !pyJSONIsCont(c2) || (c == 0xF0 && c2 < 0x90) || (c == 0xF4 && c2 >= 0x90) {
+			if !isCont(c2) || (c == 0xF0 && c2 < 0x90) || (c == 0xF4 && c2 >= 0x90) {
 				bad = 2
 			} else if left < 3 {
 				return ""
-			} else if !pyJSONIsCont(b[i+2]) {
+			} else if !isCont(b[i+2]) {
 				bad = 3
 			} else if left < 4 {
 				return ""
-			} else if !pyJSONIsCont(b[i+3]) {
+			} else if !isCont(b[i+3]) {
 				bad = 4
 			} else {
 				i += 4
@@ -137,7 +140,7 @@ func pyJSONCheckUTF8(b []byte) string {
 			end = i + 1
 		}
 		if end == i+1 {
-			return "'utf-8' codec can't decode byte 0x" + pyJSONHex2(c) +
+			return "'utf-8' codec can't decode byte 0x" + hex2(c) +
 				" in position " + strconv.Itoa(i) + ": " + reason
 		}
 		return "'utf-8' codec can't decode bytes in position " + strconv.Itoa(i) +
@@ -146,14 +149,14 @@ func pyJSONCheckUTF8(b []byte) string {
 	return ""
 }
 
-func pyJSONHex2(c byte) string {
+func hex2(c byte) string {
 	const hex = "0123456789abcdef"
 	return string([]byte{hex[c>>4], hex[c&15]})
 }
 
-// pyJSONRunes decodes b, which pyJSONCheckUTF8 accepted, dropping a
+// Runes decodes b, which checkUTF8 accepted, dropping a
 // truncated sequence at the end the way the incremental decoder does.
-func pyJSONRunes(b []byte) []rune {
+func Runes(b []byte) []rune {
 	out := make([]rune, 0, len(b))
 	for i := 0; i < len(b); {
 		r, size := utf8.DecodeRune(b[i:])
@@ -166,8 +169,8 @@ func pyJSONRunes(b []byte) []rune {
 	return out
 }
 
-// pyJSONPosMsg formats like json.JSONDecodeError.
-func pyJSONPosMsg(msg string, s []rune, pos int) string {
+// posMsg formats like json.JSONDecodeError.
+func posMsg(msg string, s []rune, pos int) string {
 	line, last := 1, -1
 	for i := 0; i < pos && i < len(s); i++ {
 		if s[i] == '\n' {
@@ -179,13 +182,13 @@ func pyJSONPosMsg(msg string, s []rune, pos int) string {
 		" (char " + strconv.Itoa(pos) + ")"
 }
 
-func pyJSONIsWS(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' }
+func isWS(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' }
 
-func pyJSONIsHex(r rune) bool {
+func isHex(r rune) bool {
 	return (r >= '0' && r <= '9') || (r >= 'a' && r <= 'f') || (r >= 'A' && r <= 'F')
 }
 
-func pyJSONHexVal(s []rune) rune {
+func hexVal(s []rune) rune {
 	var v rune
 	for _, r := range s {
 		v <<= 4
@@ -201,7 +204,7 @@ func pyJSONHexVal(s []rune) rune {
 	return v
 }
 
-func pyJSONMatch(s []rune, idx int, lit string) bool {
+func match(s []rune, idx int, lit string) bool {
 	if idx+len(lit) > len(s) {
 		return false
 	}
@@ -213,10 +216,10 @@ func pyJSONMatch(s []rune, idx int, lit string) bool {
 	return true
 }
 
-// pyJSONScanString mirrors scanstring_unicode with strict=True; idx is the
+// scanString mirrors scanstring_unicode with strict=True; idx is the
 // index just after the opening quote. It returns the index after the
 // closing quote, or an error message.
-func pyJSONScanString(s []rune, idx int) (int, string) {
+func scanString(s []rune, idx int) (int, string) {
 	n := len(s)
 	begin := idx - 1
 	end := idx
@@ -229,18 +232,18 @@ func pyJSONScanString(s []rune, idx int) (int, string) {
 				break
 			}
 			if c <= 0x1f {
-				return 0, pyJSONPosMsg("Invalid control character at", s, next)
+				return 0, posMsg("Invalid control character at", s, next)
 			}
 		}
 		if next >= n {
-			return 0, pyJSONPosMsg("Unterminated string starting at", s, begin)
+			return 0, posMsg("Unterminated string starting at", s, begin)
 		}
 		next++
 		if c == '"' {
 			return next, ""
 		}
 		if next == n {
-			return 0, pyJSONPosMsg("Unterminated string starting at", s, begin)
+			return 0, posMsg("Unterminated string starting at", s, begin)
 		}
 		c = s[next]
 		if c != 'u' {
@@ -248,38 +251,38 @@ func pyJSONScanString(s []rune, idx int) (int, string) {
 			switch c {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 			default:
-				return 0, pyJSONPosMsg(`Invalid \escape`, s, end-2)
+				return 0, posMsg(`Invalid \escape`, s, end-2)
 			}
 			continue
 		}
 		next++
 		end = next + 4
 		if end >= n {
-			return 0, pyJSONPosMsg(`Invalid \uXXXX escape`, s, next-1)
+			return 0, posMsg(`Invalid \uXXXX escape`, s, next-1)
 		}
 		for i := next; i < end; i++ {
-			if !pyJSONIsHex(s[i]) {
-				return 0, pyJSONPosMsg(`Invalid \uXXXX escape`, s, end-5)
+			if !isHex(s[i]) {
+				return 0, posMsg(`Invalid \uXXXX escape`, s, end-5)
 			}
 		}
-		u := pyJSONHexVal(s[next:end])
+		u := hexVal(s[next:end])
 		if u >= 0xD800 && u <= 0xDBFF && end+6 < n && s[end] == '\\' && s[end+1] == 'u' {
 			end += 6
 			for i := end - 4; i < end; i++ {
-				if !pyJSONIsHex(s[i]) {
-					return 0, pyJSONPosMsg(`Invalid \uXXXX escape`, s, end-5)
+				if !isHex(s[i]) {
+					return 0, posMsg(`Invalid \uXXXX escape`, s, end-5)
 				}
 			}
-			if u2 := pyJSONHexVal(s[end-4 : end]); u2 < 0xDC00 || u2 > 0xDFFF {
+			if u2 := hexVal(s[end-4 : end]); u2 < 0xDC00 || u2 > 0xDFFF {
 				end -= 6 // not a pair: the second escape is scanned again
 			}
 		}
 	}
 }
 
-// pyJSONScanNumber mirrors _match_number_unicode. ok=false means
+// scanNumber mirrors _match_number_unicode. ok=false means
 // StopIteration (reported by the caller as "Expecting value" at idx).
-func pyJSONScanNumber(s []rune, start int) (next int, ok bool, msg string) {
+func scanNumber(s []rune, start int) (next int, ok bool, msg string) {
 	endIdx := len(s) - 1
 	idx := start
 	isDigit := func(i int) bool { return s[i] >= '0' && s[i] <= '9' }
@@ -328,8 +331,8 @@ func pyJSONScanNumber(s []rune, start int) (next int, ok bool, msg string) {
 		if s[start] == '-' {
 			digits--
 		}
-		if digits > pyJSONIntMaxDigits {
-			return 0, true, "Exceeds the limit (" + strconv.Itoa(pyJSONIntMaxDigits) +
+		if digits > IntMaxDigits {
+			return 0, true, "Exceeds the limit (" + strconv.Itoa(IntMaxDigits) +
 				" digits) for integer string conversion: value has " + strconv.Itoa(digits) +
 				" digits; use sys.set_int_max_str_digits() to increase the limit"
 		}
@@ -337,12 +340,12 @@ func pyJSONScanNumber(s []rune, start int) (next int, ok bool, msg string) {
 	return idx, true, ""
 }
 
-// pyJSONScan mirrors JSONDecoder.decode and scan_once_unicode, with the
+// scan mirrors JSONDecoder.decode and scan_once_unicode, with the
 // recursion over containers replaced by an explicit stack.
-func pyJSONScan(s []rune) string {
+func scan(s []rune) string {
 	n := len(s)
 	skipWS := func(i int) int {
-		for i < n && pyJSONIsWS(s[i]) {
+		for i < n && isWS(s[i]) {
 			i++
 		}
 		return i
@@ -356,18 +359,18 @@ func pyJSONScan(s []rune) string {
 	// value: parse one JSON term at idx (whitespace already skipped).
 value:
 	if idx >= n {
-		return pyJSONPosMsg("Expecting value", s, idx)
+		return posMsg("Expecting value", s, idx)
 	}
 	switch c := s[idx]; c {
 	case '"':
-		next, msg := pyJSONScanString(s, idx+1)
+		next, msg := scanString(s, idx+1)
 		if msg != "" {
 			return msg
 		}
 		idx = next
 		goto after
 	case '{', '[':
-		if len(stack) >= pyJSONMaxDepth {
+		if len(stack) >= MaxDepth {
 			kind := "array"
 			if c == '{' {
 				kind = "object"
@@ -389,40 +392,40 @@ value:
 		}
 		goto value
 	case 'n':
-		if pyJSONMatch(s, idx, "null") {
+		if match(s, idx, "null") {
 			idx += 4
 			goto after
 		}
 	case 't':
-		if pyJSONMatch(s, idx, "true") {
+		if match(s, idx, "true") {
 			idx += 4
 			goto after
 		}
 	case 'f':
-		if pyJSONMatch(s, idx, "false") {
+		if match(s, idx, "false") {
 			idx += 5
 			goto after
 		}
 	case 'N':
-		if pyJSONMatch(s, idx, "NaN") {
+		if match(s, idx, "NaN") {
 			return strictConst("NaN")
 		}
 	case 'I':
-		if pyJSONMatch(s, idx, "Infinity") {
+		if match(s, idx, "Infinity") {
 			return strictConst("Infinity")
 		}
 	case '-':
-		if pyJSONMatch(s, idx, "-Infinity") {
+		if match(s, idx, "-Infinity") {
 			return strictConst("-Infinity")
 		}
 	}
 	{
-		next, ok, msg := pyJSONScanNumber(s, idx)
+		next, ok, msg := scanNumber(s, idx)
 		if msg != "" {
 			return msg
 		}
 		if !ok {
-			return pyJSONPosMsg("Expecting value", s, idx)
+			return posMsg("Expecting value", s, idx)
 		}
 		idx = next
 		goto after
@@ -431,17 +434,17 @@ value:
 	// key: expect `"name" :` at idx inside an object, then a value.
 key:
 	if idx >= n || s[idx] != '"' {
-		return pyJSONPosMsg("Expecting property name enclosed in double quotes", s, idx)
+		return posMsg("Expecting property name enclosed in double quotes", s, idx)
 	}
 	{
-		next, msg := pyJSONScanString(s, idx+1)
+		next, msg := scanString(s, idx+1)
 		if msg != "" {
 			return msg
 		}
 		idx = skipWS(next)
 	}
 	if idx >= n || s[idx] != ':' {
-		return pyJSONPosMsg("Expecting ':' delimiter", s, idx)
+		return posMsg("Expecting ':' delimiter", s, idx)
 	}
 	idx = skipWS(idx + 1)
 	goto value
@@ -451,7 +454,7 @@ after:
 	if len(stack) == 0 {
 		idx = skipWS(idx)
 		if idx != n {
-			return pyJSONPosMsg("Extra data", s, idx)
+			return posMsg("Extra data", s, idx)
 		}
 		return ""
 	}
@@ -468,7 +471,7 @@ after:
 			goto after
 		}
 		if idx >= n || s[idx] != ',' {
-			return pyJSONPosMsg("Expecting ',' delimiter", s, idx)
+			return posMsg("Expecting ',' delimiter", s, idx)
 		}
 		idx = skipWS(idx + 1)
 		if top == '{' {
