@@ -1,10 +1,12 @@
 package tokenauth
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
@@ -86,5 +88,97 @@ func TestUnmarshalCaddyfileErrorsNameTheProblemAndLine(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The Caddyfile and the JSON refuse exactly the same configs, with the
+// same rule's message: validate() holds the rules and both go through it
+// (the Caddyfile after each option, Provision before anything else).
+func TestCaddyfileAndJSONRefuseTheSameConfigs(t *testing.T) {
+	tests := []struct {
+		name      string
+		caddyfile string // the block's options
+		json      string // the same config as JSON
+		want      string // in both errors; "" for a config both accept
+	}{
+		{"bad keyword", "keyword Tök", `{"keyword":"Tök"}`, "keyword"},
+		{"keyword with a control character", "keyword \"To\x01ken\"", `{"keyword":"To\u0001ken"}`, "keyword"},
+		{"bad key_format", "key_format uuid", `{"key_format":"uuid"}`, "want hex40 or any"},
+		{"bad failure_throttle", "failure_throttle many", `{"failure_throttle":"many"}`, "failure_throttle"},
+		{"failure_throttle of zero requests", "failure_throttle 0/min", `{"failure_throttle":"0/min"}`, "failure_throttle"},
+		{"relative logout path", "logout api/logout/", `{"logout":"api/logout/"}`, "must start with /"},
+		{"relative login path", "login api/login/", `{"login":{"path":"api/login/"}}`, "must start with /"},
+		{"login and logout on one path", "login /a\n logout /a", `{"login":{"path":"/a"},"logout":"/a"}`, "share the path"},
+		{"bad login throttle", "login /l {\n throttle 5/fortnight\n }", `{"login":{"path":"/l","throttle":"5/fortnight"}}`, "login throttle"},
+		{"max_body over 1GiB", "login /l {\n max_body 2GiB\n }", `{"login":{"path":"/l","max_body":2147483648}}`, "up to 1GiB"},
+		{"negative body_timeout", "login /l {\n body_timeout -1s\n }", `{"login":{"path":"/l","body_timeout":-1000000000}}`, "body_timeout"},
+		{"negative cache ttl", "cache {\n ttl -1s\n }", `{"cache":{"ttl":-1000000000}}`, "positive duration"},
+		{"negative cache negative_ttl", "cache {\n negative_ttl -1s\n }", `{"cache":{"negative_ttl":-1000000000}}`, "positive duration"},
+		{"negative cache size", "cache {\n size -5\n }", `{"cache":{"size":-5}}`, "positive number"},
+		{"cache off with a ttl", "cache off {\n ttl 1s\n }", `{"cache":{"off":true,"ttl":1000000000}}`, "off takes no"},
+		{"cache off with a size", "cache off {\n size 10\n }", `{"cache":{"off":true,"size":10}}`, "off takes no"},
+		{"valid: everything set", "keyword Bearer\n key_format any\n failure_throttle 20/min\n logout /out\n login /in {\n throttle 5/min\n max_body 1GiB\n body_timeout 2s\n }\n cache {\n ttl 1m\n negative_ttl 2s\n size 10\n }",
+			`{"keyword":"Bearer","key_format":"any","failure_throttle":"20/min","logout":"/out","login":{"path":"/in","throttle":"5/min","max_body":1073741824,"body_timeout":2000000000},"cache":{"ttl":60000000000,"negative_ttl":2000000000,"size":10}}`, ""},
+		{"valid: cache off", "cache off", `{"cache":{"off":true}}`, ""},
+	}
+	path := newFixture(t, nil, nil).path
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var fromFile TokenAuth
+			cfErr := fromFile.UnmarshalCaddyfile(caddyfile.NewTestDispenser("token_auth {\n " + tt.caddyfile + "\n}"))
+
+			var fromJSON TokenAuth
+			if err := json.Unmarshal([]byte(tt.json), &fromJSON); err != nil {
+				t.Fatal(err)
+			}
+			fromJSON.StoreRaw = json.RawMessage(`{"kind":"sqlite","path":"` + path + `"}`)
+			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+			jsonErr := fromJSON.Provision(ctx)
+			fromJSON.Cleanup()
+			cancel()
+
+			for what, err := range map[string]error{"Caddyfile": cfErr, "JSON": jsonErr} {
+				switch {
+				case tt.want == "" && err != nil:
+					t.Errorf("%s refused a valid config: %v", what, err)
+				case tt.want != "" && err == nil:
+					t.Errorf("%s accepted it", what)
+				case tt.want != "" && !strings.Contains(err.Error(), tt.want):
+					t.Errorf("%s: %v, want an error with %q", what, err, tt.want)
+				}
+			}
+			if tt.want == "" {
+				got, _ := json.Marshal(fromFile)
+				var want TokenAuth
+				_ = json.Unmarshal([]byte(tt.json), &want)
+				if w, _ := json.Marshal(want); string(got) != string(w) {
+					t.Errorf("the Caddyfile gives %s, want %s", got, w)
+				}
+			}
+		})
+	}
+}
+
+// Every single-valued option refuses a repeat, at the repeat's line.
+func TestCaddyfileRefusesRepeatedOptions(t *testing.T) {
+	for _, opt := range []string{"keyword Token", "logout /out", "key_format any", "failure_throttle 5/min", "optional", "no_challenge", "store sqlite", "login /in", "cache off"} {
+		name, _, _ := strings.Cut(opt, " ")
+		in := "token_auth {\n\t" + opt + "\n\t" + opt + "\n}"
+		var h TokenAuth
+		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in))
+		if err == nil || !strings.Contains(err.Error(), name+" already specified") || !strings.Contains(err.Error(), "Testfile:3") {
+			t.Errorf("%s twice: %v, want %q at line 3", name, err, name+" already specified")
+		}
+	}
+	for _, tt := range []struct{ block, opt, val string }{
+		{"login /in", "throttle", "5/min"}, {"login /in", "max_body", "1KiB"}, {"login /in", "body_timeout", "1s"}, {"login /in", "upgrade_hashes", ""},
+		{"cache", "ttl", "1s"}, {"cache", "negative_ttl", "1s"}, {"cache", "size", "5"},
+	} {
+		in := "token_auth {\n\t" + tt.block + " {\n\t\t" + tt.opt + " " + tt.val + "\n\t\t" + tt.opt + " " + tt.val + "\n\t}\n}"
+		var h TokenAuth
+		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in))
+		if err == nil || !strings.Contains(err.Error(), tt.opt+" already specified") || !strings.Contains(err.Error(), "Testfile:4") {
+			t.Errorf("%s %s twice: %v", tt.block, tt.opt, err)
+		}
 	}
 }
