@@ -205,3 +205,21 @@ func BenchmarkParseAuthorization(b *testing.B) {
 		})
 	}
 }
+
+// IsHex40 agrees with the plain definition on every byte in every position.
+func TestIsHex40EveryByteEveryPosition(t *testing.T) {
+	for pos := 0; pos < 40; pos++ {
+		for b := 0; b < 256; b++ {
+			k := []byte(validKey)
+			k[pos] = byte(b)
+			if got, want := IsHex40(string(k)), referenceHex40(string(k)); got != want {
+				t.Fatalf("IsHex40 with byte %#x at %d = %v, want %v", b, pos, got, want)
+			}
+		}
+	}
+	for _, k := range []string{"", validKey[:39], validKey + "0", strings.Repeat("f", 40), strings.Repeat("0", 40), strings.Repeat("g", 40)} {
+		if got, want := IsHex40(k), referenceHex40(k); got != want {
+			t.Errorf("IsHex40(%q) = %v, want %v", k, got, want)
+		}
+	}
+}
