@@ -41,6 +41,13 @@ func init() {
 // compact {"detail":"…"} body carrying DRF's message. A request without
 // token credentials passes only when Optional is set. When the store cannot
 // answer, the request gets 503 with Retry-After and is never let through.
+//
+// Refusals are written by the handler itself rather than returned as a
+// caddyhttp.Error, because DRF's clients see exact bytes: the status, the
+// WWW-Authenticate challenge, the Content-Type without charset and the
+// compact body. So none of token_auth's own answers (401, 403, 429, 503,
+// and the login endpoint's) go through handle_errors; an error returned by
+// a later handler still does.
 type TokenAuth struct {
 	// StoreRaw is the database holding Django's auth_user and
 	// authtoken_token tables, chosen by its "kind": "sqlite" or "postgres".
