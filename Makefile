@@ -12,13 +12,15 @@ run:
 test:
 	bash scripts/test.sh
 
-# Go benchmarks of the request path.
+# Go benchmarks of the request path and its mechanisms.
 bench:
-	go test -run '^$$' -bench . -benchmem .
+	go test -run '^$$' -bench . -benchmem . ./internal/...
 
-# Fuzz the header parser for a minute.
+# Fuzz the header parser, the JSON scanner and the login body for a minute each.
 fuzz:
-	go test -run '^$$' -fuzz FuzzParseAuthorization -fuzztime 60s .
+	go test -run '^$$' -fuzz FuzzParseAuthorization -fuzztime 60s ./internal/drf
+	go test -run '^$$' -fuzz FuzzParseLoginBody -fuzztime 60s ./internal/drf
+	go test -run '^$$' -fuzz FuzzError -fuzztime 60s ./internal/pyjson
 
 # One deliberate bug at a time, each followed by the tests that should
 # catch it (scripts/mutants/*.txt); not run by CI.
