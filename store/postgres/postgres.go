@@ -19,6 +19,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokenauth/caddy-tokenauth/store"
+	"github.com/tokenauth/caddy-tokenauth/store/internal/storeerr"
+	"github.com/tokenauth/caddy-tokenauth/store/internal/subscribe"
 )
 
 func init() {
@@ -88,7 +90,7 @@ type Postgres struct {
 	secrets []string // the passwords, to scrub from any error text
 	logger  *zap.Logger
 
-	stops *stopList // this module's watches, stopped at Cleanup
+	stops *subscribe.StopList // this module's watches, stopped at Cleanup
 }
 
 // CaddyModule returns the Caddy module information.
@@ -178,7 +180,7 @@ func (s *Postgres) provision(ctx context.Context, logger *zap.Logger) error {
 	s.shared = v.(*pool)
 	s.db = newDatabase(s.shared.Pool, s.Schema, s.Create, timeout)
 	s.db.notify = s.Notify
-	s.stops = new(stopList)
+	s.stops = new(subscribe.StopList)
 
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	err = s.db.pool.Ping(pctx)
@@ -249,7 +251,7 @@ func (s *Postgres) release() {
 
 // Cleanup stops this module's watches and releases the shared pool.
 func (s *Postgres) Cleanup() error {
-	s.stops.stopAll()
+	s.stops.StopAll()
 	if s.poolKey == "" {
 		return nil
 	}
@@ -342,50 +344,66 @@ func (s *Postgres) Lookup(ctx context.Context, key string) (store.Identity, erro
 		ctx, cancel = context.WithTimeout(ctx, s.db.timeout)
 		defer cancel()
 		if err := s.db.ensure(ctx); err != nil {
-			return store.Identity{}, scrubError(fmt.Errorf("%w: postgres store: %v", store.ErrUnavailable, err), s.secrets)
+			return store.Identity{}, scrubError(storeerr.Unavailable("postgres store", err), s.secrets)
 		}
 	}
 	id, err := s.db.lookup(ctx, key)
 	return id, scrubError(err, s.secrets)
 }
 
-// User implements store.Store.
-func (s *Postgres) User(ctx context.Context, username string) (store.User, error) {
+// UserByName implements store.Logins.
+func (s *Postgres) UserByName(ctx context.Context, username string) (store.User, error) {
 	if err := s.db.ensure(ctx); err != nil {
-		return store.User{}, scrubError(fmt.Errorf("%w: postgres store: %v", store.ErrUnavailable, err), s.secrets)
+		return store.User{}, scrubError(storeerr.Unavailable("postgres store", err), s.secrets)
 	}
-	u, err := s.db.user(ctx, username)
+	u, err := s.db.userByName(ctx, username)
 	return u, scrubError(err, s.secrets)
 }
 
-// DeleteKey implements store.Store.
-func (s *Postgres) DeleteKey(ctx context.Context, key string) (bool, error) {
-	if err := s.db.ensure(ctx); err != nil {
-		return false, scrubError(fmt.Errorf("%w: postgres store: %v", store.ErrUnavailable, err), s.secrets)
-	}
-	ok, err := s.db.deleteKey(ctx, key)
-	return ok, scrubError(err, s.secrets)
-}
-
-// CreateToken implements store.Store.
-func (s *Postgres) CreateToken(ctx context.Context, username string, reset bool) (string, error) {
+// TokenFor implements store.Logins.
+func (s *Postgres) TokenFor(ctx context.Context, username string, reset bool) (string, error) {
 	if err := s.db.ensure(ctx); err != nil {
 		return "", s.wrap(err)
 	}
-	key, err := s.db.createToken(ctx, username, reset)
+	key, err := s.db.tokenFor(ctx, username, reset)
 	return key, s.wrap(err)
 }
 
-// DeleteToken implements store.Store.
-func (s *Postgres) DeleteToken(ctx context.Context, username string) (bool, error) {
+// DeleteTokenByKey implements store.Logins.
+func (s *Postgres) DeleteTokenByKey(ctx context.Context, key string) (bool, error) {
+	if err := s.db.ensure(ctx); err != nil {
+		return false, scrubError(storeerr.Unavailable("postgres store", err), s.secrets)
+	}
+	ok, err := s.db.deleteTokenByKey(ctx, key)
+	return ok, scrubError(err, s.secrets)
+}
+
+// SetPassword implements store.Logins.
+func (s *Postgres) SetPassword(ctx context.Context, username, encoded string) error {
+	if err := s.db.ensure(ctx); err != nil {
+		return s.wrap(err)
+	}
+	return s.wrap(s.db.setPassword(ctx, username, encoded))
+}
+
+// AddUser implements store.Admin.
+func (s *Postgres) AddUser(ctx context.Context, u store.NewUser) error {
+	if err := s.db.ensure(ctx); err != nil {
+		return s.wrap(err)
+	}
+	return s.wrap(s.db.addUser(ctx, u))
+}
+
+// DeleteUserToken implements store.Admin.
+func (s *Postgres) DeleteUserToken(ctx context.Context, username string) (bool, error) {
 	if err := s.db.ensure(ctx); err != nil {
 		return false, s.wrap(err)
 	}
-	ok, err := s.db.deleteToken(ctx, username)
+	ok, err := s.db.deleteUserToken(ctx, username)
 	return ok, s.wrap(err)
 }
 
-// ListTokens implements store.Store.
+// ListTokens implements store.Admin.
 func (s *Postgres) ListTokens(ctx context.Context) ([]store.Token, error) {
 	if err := s.db.ensure(ctx); err != nil {
 		return nil, s.wrap(err)
@@ -394,35 +412,29 @@ func (s *Postgres) ListTokens(ctx context.Context) ([]store.Token, error) {
 	return tokens, s.wrap(err)
 }
 
-// AddUser implements store.Store.
-func (s *Postgres) AddUser(ctx context.Context, u store.NewUser) error {
-	if err := s.db.ensure(ctx); err != nil {
-		return s.wrap(err)
-	}
-	return s.wrap(s.db.addUser(ctx, u))
-}
-
-// SetPassword implements store.Store.
-func (s *Postgres) SetPassword(ctx context.Context, username, encoded string) error {
-	if err := s.db.ensure(ctx); err != nil {
-		return s.wrap(err)
-	}
-	return s.wrap(s.db.setPassword(ctx, username, encoded))
+// Migrate implements store.Admin: the schema (with the schema option)
+// and the tables that are missing are created, whatever the create option
+// says, and with the notify option the triggers that are missing.
+func (s *Postgres) Migrate(ctx context.Context) error {
+	return s.wrap(s.db.migrateTables(ctx))
 }
 
 // wrap names the store in an error of a write and scrubs it of secrets.
-// Errors the caller tells apart (store.ErrNoUser, store.ErrUserExists)
+// A failure of the database wraps store.ErrUnavailable and its cause;
+// errors the caller tells apart (store.ErrNoUser, store.ErrUserExists)
 // stay reachable through errors.Is.
 func (s *Postgres) wrap(err error) error {
 	if err == nil {
 		return nil
 	}
-	return scrubError(fmt.Errorf("postgres store %s: %w", s.dsn, err), s.secrets)
+	return scrubError(fmt.Errorf("postgres store %s: %w", s.dsn, storeerr.Unavailable("postgres store", err)), s.secrets)
 }
 
 // Interface guards
 var (
 	_ store.Store           = (*Postgres)(nil)
+	_ store.Logins          = (*Postgres)(nil)
+	_ store.Admin           = (*Postgres)(nil)
 	_ caddy.Provisioner     = (*Postgres)(nil)
 	_ caddy.CleanerUpper    = (*Postgres)(nil)
 	_ caddyfile.Unmarshaler = (*Postgres)(nil)
