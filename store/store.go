@@ -16,6 +16,11 @@ import (
 // configured in JSON as {"kind": "<kind>", …}.
 const Namespace = "http.token_auth.stores"
 
+// DefaultQueryTimeout is how long a store's lookup may take when its
+// query_timeout is not set: the query itself, and the wait for what it
+// needs first (a pooled connection, a lock held by another writer).
+const DefaultQueryTimeout = 2 * time.Second
+
 // Sentinel errors. Stores wrap them, so callers test with errors.Is.
 var (
 	// ErrNotFound: no token has this key.

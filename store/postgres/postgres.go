@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokenauth/caddy-tokenauth/store"
+	"github.com/tokenauth/caddy-tokenauth/store/internal/caddyfileopt"
 	"github.com/tokenauth/caddy-tokenauth/store/internal/storeerr"
 	"github.com/tokenauth/caddy-tokenauth/store/internal/subscribe"
 )
@@ -26,10 +27,6 @@ import (
 func init() {
 	caddy.RegisterModule(Postgres{})
 }
-
-// DefaultQueryTimeout bounds one lookup, including the wait for a pooled
-// connection or a new one.
-const DefaultQueryTimeout = 2 * time.Second
 
 // schemaName is what the schema option accepts: an unquoted PostgreSQL
 // identifier of at most 63 bytes.
@@ -152,7 +149,7 @@ func (s *Postgres) provision(ctx context.Context, logger *zap.Logger) error {
 	}
 	timeout := time.Duration(s.QueryTimeout)
 	if timeout <= 0 {
-		timeout = DefaultQueryTimeout
+		timeout = store.DefaultQueryTimeout
 	}
 
 	cfg, err := pgxpool.ParseConfig(dsn)
@@ -271,19 +268,8 @@ func (s *Postgres) Cleanup() error {
 //		notify
 //	}
 func (s *Postgres) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // the store kind
-	if d.NextArg() {
-		s.DSN = d.Val()
-	}
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for d.NextBlock(0) {
-		switch d.Val() {
-		case "dsn":
-			if !d.Args(&s.DSN) {
-				return d.ArgErr()
-			}
+	return caddyfileopt.Block(d, "dsn", &s.DSN, func(name string) error {
+		switch name {
 		case "max_conns":
 			if !d.NextArg() {
 				return d.ArgErr()
@@ -296,21 +282,9 @@ func (s *Postgres) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if d.NextArg() {
 				return d.ArgErr()
 			}
+			return nil
 		case "query_timeout":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(d.Val())
-			if err != nil {
-				return d.Errf("query_timeout %q: %v", d.Val(), err)
-			}
-			if dur <= 0 {
-				return d.Errf("query_timeout must be positive, got %s", d.Val())
-			}
-			s.QueryTimeout = caddy.Duration(dur)
-			if d.NextArg() {
-				return d.ArgErr()
-			}
+			return caddyfileopt.PositiveDuration(d, &s.QueryTimeout)
 		case "schema":
 			if !d.Args(&s.Schema) {
 				return d.ArgErr()
@@ -318,21 +292,14 @@ func (s *Postgres) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !schemaName.MatchString(s.Schema) {
 				return d.Errf("schema %q is not a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63 characters)", s.Schema)
 			}
+			return nil
 		case "create":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			s.Create = true
+			return caddyfileopt.Flag(d, &s.Create)
 		case "notify":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			s.Notify = true
-		default:
-			return d.Errf("unrecognized postgres store option '%s'", d.Val())
+			return caddyfileopt.Flag(d, &s.Notify)
 		}
-	}
-	return nil
+		return d.Errf("unrecognized postgres store option '%s'", name)
+	})
 }
 
 // Lookup implements store.Store.

@@ -267,29 +267,22 @@ func (d *database) migrateTables(ctx context.Context) error {
 func (d *database) lookup(ctx context.Context, key string) (store.Identity, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
-	var (
-		id     int64
-		name   string
-		active bool
-	)
-	err := d.pool.QueryRow(ctx, d.lookupq, key).Scan(&id, &name, &active)
-	if err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return store.Identity{}, store.ErrNotFound
-		}
-		return store.Identity{}, storeerr.Unavailable("postgres lookup", err)
+	var id int64
+	var ident store.Identity
+	err := d.pool.QueryRow(ctx, d.lookupq, key).Scan(&id, &ident.Username, &ident.Active)
+	if err := storeerr.Row(err, pgx.ErrNoRows, store.ErrNotFound, "postgres lookup"); err != nil {
+		return store.Identity{}, err
 	}
-	return store.Identity{ID: strconv.FormatInt(id, 10), Username: name, Active: active}, nil
+	ident.ID = strconv.FormatInt(id, 10)
+	return ident, nil
 }
 
 func (d *database) userByName(ctx context.Context, username string) (store.User, error) {
 	var u store.User
 	var id int64
-	switch err := d.pool.QueryRow(ctx, d.q(userSQL), username).Scan(&id, &u.Username, &u.Password, &u.Active); {
-	case errors.Is(err, pgx.ErrNoRows):
-		return store.User{}, fmt.Errorf("user %s: %w", username, store.ErrNoUser)
-	case err != nil:
-		return store.User{}, storeerr.Unavailable("postgres user", err)
+	err := d.pool.QueryRow(ctx, d.q(userSQL), username).Scan(&id, &u.Username, &u.Password, &u.Active)
+	if err := storeerr.Row(err, pgx.ErrNoRows, fmt.Errorf("user %s: %w", username, store.ErrNoUser), "postgres user"); err != nil {
+		return store.User{}, err
 	}
 	u.ID = strconv.FormatInt(id, 10)
 	return u, nil

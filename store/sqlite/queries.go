@@ -174,19 +174,14 @@ func (d *database) lookup(ctx context.Context, key string) (store.Identity, erro
 		return store.Identity{}, err
 	}
 	defer h.release()
-	var (
-		id     int64
-		name   string
-		active bool
-	)
-	err = h.lookupq.QueryRowContext(ctx, key).Scan(&id, &name, &active)
-	if err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return store.Identity{}, store.ErrNotFound
-		}
-		return store.Identity{}, storeerr.Unavailable("sqlite lookup", err)
+	var id int64
+	var ident store.Identity
+	err = h.lookupq.QueryRowContext(ctx, key).Scan(&id, &ident.Username, &ident.Active)
+	if err := storeerr.Row(err, sql.ErrNoRows, store.ErrNotFound, "sqlite lookup"); err != nil {
+		return store.Identity{}, err
 	}
-	return store.Identity{ID: strconv.FormatInt(id, 10), Username: name, Active: active}, nil
+	ident.ID = strconv.FormatInt(id, 10)
+	return ident, nil
 }
 
 func (d *database) userByName(ctx context.Context, username string) (store.User, error) {
@@ -197,11 +192,9 @@ func (d *database) userByName(ctx context.Context, username string) (store.User,
 	defer h.release()
 	var u store.User
 	var id int64
-	switch err := h.db.QueryRowContext(ctx, userSQL, username).Scan(&id, &u.Username, &u.Password, &u.Active); {
-	case errors.Is(err, sql.ErrNoRows):
-		return store.User{}, fmt.Errorf("user %s: %w", username, store.ErrNoUser)
-	case err != nil:
-		return store.User{}, storeerr.Unavailable("sqlite user", err)
+	err = h.db.QueryRowContext(ctx, userSQL, username).Scan(&id, &u.Username, &u.Password, &u.Active)
+	if err := storeerr.Row(err, sql.ErrNoRows, fmt.Errorf("user %s: %w", username, store.ErrNoUser), "sqlite user"); err != nil {
+		return store.User{}, err
 	}
 	u.ID = strconv.FormatInt(id, 10)
 	return u, nil

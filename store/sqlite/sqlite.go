@@ -15,16 +15,13 @@ import (
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
 	"github.com/tokenauth/caddy-tokenauth/store"
+	"github.com/tokenauth/caddy-tokenauth/store/internal/caddyfileopt"
 	"github.com/tokenauth/caddy-tokenauth/store/internal/subscribe"
 )
 
 func init() {
 	caddy.RegisterModule(SQLite{})
 }
-
-// DefaultQueryTimeout bounds one lookup, including the wait for a lock held
-// by another writer (SQLite's busy timeout).
-const DefaultQueryTimeout = 2 * time.Second
 
 // SQLite is a store in an SQLite file with Django's auth_user and
 // authtoken_token tables: a Django project's db.sqlite3, or the embedded
@@ -94,7 +91,7 @@ func (s *SQLite) Provision(caddy.Context) error {
 	}
 	timeout := time.Duration(s.QueryTimeout)
 	if timeout <= 0 {
-		timeout = DefaultQueryTimeout
+		timeout = store.DefaultQueryTimeout
 	}
 	s.poolKey = abs + "\x00" + strconv.FormatInt(int64(timeout), 10) + "\x00" + strconv.FormatBool(create)
 	v, _, err := databases.LoadOrNew(s.poolKey, func() (caddy.Destructor, error) {
@@ -127,44 +124,15 @@ func (s *SQLite) Cleanup() error {
 //		query_timeout <duration>
 //	}
 func (s *SQLite) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // the store kind
-	if d.NextArg() {
-		s.Path = d.Val()
-	}
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for d.NextBlock(0) {
-		switch d.Val() {
-		case "path":
-			if !d.Args(&s.Path) {
-				return d.ArgErr()
-			}
+	return caddyfileopt.Block(d, "path", &s.Path, func(name string) error {
+		switch name {
 		case "create":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			s.Create = true
+			return caddyfileopt.Flag(d, &s.Create)
 		case "query_timeout":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(d.Val())
-			if err != nil {
-				return d.Errf("query_timeout %q: %v", d.Val(), err)
-			}
-			if dur <= 0 {
-				return d.Errf("query_timeout must be positive, got %s", d.Val())
-			}
-			s.QueryTimeout = caddy.Duration(dur)
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-		default:
-			return d.Errf("unrecognized sqlite store option '%s'", d.Val())
+			return caddyfileopt.PositiveDuration(d, &s.QueryTimeout)
 		}
-	}
-	return nil
+		return d.Errf("unrecognized sqlite store option '%s'", name)
+	})
 }
 
 // Watch implements store.Watcher: commits to the file by any other

@@ -28,3 +28,17 @@ func Unavailable(op string, err error) error {
 func answer(err error) bool {
 	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrNoUser) || errors.Is(err, store.ErrUserExists)
 }
+
+// Row returns the error of a query for one row as the store's answer: nil
+// for a row, answer when there is none (err wraps noRows, the driver's "no
+// rows" error), and a failure of the database, with its cause, for
+// anything else.
+func Row(err, noRows, answer error, op string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, noRows):
+		return answer
+	}
+	return Unavailable(op, err)
+}

@@ -33,3 +33,18 @@ func TestUnavailableLeavesAnswersAndNilAlone(t *testing.T) {
 		}
 	}
 }
+
+func TestRowIsTheAnswerOrAFailure(t *testing.T) {
+	noRows := errors.New("no rows in result set")
+	answer := fmt.Errorf("user bob: %w", store.ErrNoUser)
+	if err := Row(nil, noRows, answer, "op"); err != nil {
+		t.Errorf("a row: %v, want nil", err)
+	}
+	if err := Row(fmt.Errorf("scan: %w", noRows), noRows, answer, "op"); err != answer {
+		t.Errorf("no row: %v, want %v", err, answer)
+	}
+	cause := errors.New("connection reset")
+	if err := Row(cause, noRows, answer, "op"); !errors.Is(err, store.ErrUnavailable) || !errors.Is(err, cause) || errors.Is(err, store.ErrNoUser) {
+		t.Errorf("a failure: %v, want ErrUnavailable wrapping its cause", err)
+	}
+}
