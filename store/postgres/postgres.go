@@ -310,8 +310,8 @@ func (s *Postgres) Lookup(ctx context.Context, key string) (store.Identity, erro
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.db.timeout)
 		defer cancel()
-		if err := s.db.ensure(ctx); err != nil {
-			return store.Identity{}, scrubError(storeerr.Unavailable("postgres store", err), s.secrets)
+		if err := s.ensure(ctx); err != nil {
+			return store.Identity{}, scrubError(err, s.secrets)
 		}
 	}
 	id, err := s.db.lookup(ctx, key)
@@ -320,8 +320,8 @@ func (s *Postgres) Lookup(ctx context.Context, key string) (store.Identity, erro
 
 // UserByName implements store.Logins.
 func (s *Postgres) UserByName(ctx context.Context, username string) (store.User, error) {
-	if err := s.db.ensure(ctx); err != nil {
-		return store.User{}, scrubError(storeerr.Unavailable("postgres store", err), s.secrets)
+	if err := s.ensure(ctx); err != nil {
+		return store.User{}, scrubError(err, s.secrets)
 	}
 	u, err := s.db.userByName(ctx, username)
 	return u, scrubError(err, s.secrets)
@@ -329,7 +329,7 @@ func (s *Postgres) UserByName(ctx context.Context, username string) (store.User,
 
 // TokenFor implements store.Logins.
 func (s *Postgres) TokenFor(ctx context.Context, username string, reset bool) (string, error) {
-	if err := s.db.ensure(ctx); err != nil {
+	if err := s.ensure(ctx); err != nil {
 		return "", s.wrap(err)
 	}
 	key, err := s.db.tokenFor(ctx, username, reset)
@@ -338,8 +338,8 @@ func (s *Postgres) TokenFor(ctx context.Context, username string, reset bool) (s
 
 // DeleteTokenByKey implements store.Logins.
 func (s *Postgres) DeleteTokenByKey(ctx context.Context, key string) (bool, error) {
-	if err := s.db.ensure(ctx); err != nil {
-		return false, scrubError(storeerr.Unavailable("postgres store", err), s.secrets)
+	if err := s.ensure(ctx); err != nil {
+		return false, scrubError(err, s.secrets)
 	}
 	ok, err := s.db.deleteTokenByKey(ctx, key)
 	return ok, scrubError(err, s.secrets)
@@ -347,7 +347,7 @@ func (s *Postgres) DeleteTokenByKey(ctx context.Context, key string) (bool, erro
 
 // SetPassword implements store.Logins.
 func (s *Postgres) SetPassword(ctx context.Context, username, encoded string) error {
-	if err := s.db.ensure(ctx); err != nil {
+	if err := s.ensure(ctx); err != nil {
 		return s.wrap(err)
 	}
 	return s.wrap(s.db.setPassword(ctx, username, encoded))
@@ -355,7 +355,7 @@ func (s *Postgres) SetPassword(ctx context.Context, username, encoded string) er
 
 // AddUser implements store.Admin.
 func (s *Postgres) AddUser(ctx context.Context, u store.NewUser) error {
-	if err := s.db.ensure(ctx); err != nil {
+	if err := s.ensure(ctx); err != nil {
 		return s.wrap(err)
 	}
 	return s.wrap(s.db.addUser(ctx, u))
@@ -363,7 +363,7 @@ func (s *Postgres) AddUser(ctx context.Context, u store.NewUser) error {
 
 // DeleteUserToken implements store.Admin.
 func (s *Postgres) DeleteUserToken(ctx context.Context, username string) (bool, error) {
-	if err := s.db.ensure(ctx); err != nil {
+	if err := s.ensure(ctx); err != nil {
 		return false, s.wrap(err)
 	}
 	ok, err := s.db.deleteUserToken(ctx, username)
@@ -372,7 +372,7 @@ func (s *Postgres) DeleteUserToken(ctx context.Context, username string) (bool, 
 
 // ListTokens implements store.Admin.
 func (s *Postgres) ListTokens(ctx context.Context) ([]store.Token, error) {
-	if err := s.db.ensure(ctx); err != nil {
+	if err := s.ensure(ctx); err != nil {
 		return nil, s.wrap(err)
 	}
 	tokens, err := s.db.listTokens(ctx)
@@ -386,15 +386,19 @@ func (s *Postgres) Migrate(ctx context.Context) error {
 	return s.wrap(s.db.migrateTables(ctx))
 }
 
+// ensure is database.ensure for a method of the store: tables that cannot
+// be checked (or made) leave the store unavailable.
+func (s *Postgres) ensure(ctx context.Context) error {
+	return storeerr.Unavailable("postgres store", s.db.ensure(ctx))
+}
+
 // wrap names the store in an error of a write and scrubs it of secrets.
-// A failure of the database wraps store.ErrUnavailable and its cause;
-// errors the caller tells apart (store.ErrNoUser, store.ErrUserExists)
-// stay reachable through errors.Is.
+// The sentinels stay reachable through errors.Is.
 func (s *Postgres) wrap(err error) error {
 	if err == nil {
 		return nil
 	}
-	return scrubError(fmt.Errorf("postgres store %s: %w", s.dsn, storeerr.Unavailable("postgres store", err)), s.secrets)
+	return scrubError(fmt.Errorf("postgres store %s: %w", s.dsn, err), s.secrets)
 }
 
 // Interface guards
