@@ -155,7 +155,8 @@ func testTokenFor(t *testing.T, open func(*testing.T) *Fixture) {
 // takes that token over: the create fails (or, were it to retry, ends with
 // a key of its own), and the other user's row is exactly as it was. The
 // colliding insert would pass the foreign key, so only the insert itself
-// (no upsert) stops a takeover.
+// (no upsert) stops a takeover. A failed create is the store's failure
+// (ErrUnavailable, with its cause), as any other.
 func testCollision(t *testing.T, open func(*testing.T) *Fixture) {
 	f := open(t)
 	s, ctx := f.Store, context.Background()
@@ -184,6 +185,10 @@ func testCollision(t *testing.T, open func(*testing.T) *Fixture) {
 		}
 		switch {
 		case err != nil:
+			// The store could not answer: neither a refusal nor a key.
+			if !errors.Is(err, store.ErrUnavailable) {
+				t.Errorf("reset=%v: the colliding create failed with %v, want an error wrapping ErrUnavailable", reset, err)
+			}
 			t.Logf("reset=%v: the colliding create failed: %v", reset, err)
 		case key == aliceKey:
 			t.Errorf("reset=%v: bob was given alice's key", reset)
