@@ -104,7 +104,7 @@ func tokenCreateCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			reset, _ := cmd.Flags().GetBool("reset")
-			return withStore(cmd, false, func(ctx context.Context, s store.Store) error {
+			return withStore(cmd, false, func(ctx context.Context, s store.Admin) error {
 				return printToken(ctx, cmd.OutOrStdout(), s, args[0], reset)
 			})
 		},
@@ -127,7 +127,7 @@ func tokenAddUserCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return withStore(cmd, false, func(ctx context.Context, s store.Store) error {
+			return withStore(cmd, false, func(ctx context.Context, s store.Admin) error {
 				u := store.NewUser{Username: args[0], Password: encoded, Active: !inactive}
 				if err := s.AddUser(ctx, u); err != nil {
 					return err
@@ -151,7 +151,7 @@ func tokenPasswdCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return withStore(cmd, false, func(ctx context.Context, s store.Store) error {
+			return withStore(cmd, false, func(ctx context.Context, s store.Admin) error {
 				if err := s.SetPassword(ctx, args[0], encoded); err != nil {
 					return err
 				}
@@ -170,8 +170,8 @@ func tokenDeleteCmd() *cobra.Command {
 		Short: "Deletes the user's token",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(cmd, false, func(ctx context.Context, s store.Store) error {
-				deleted, err := s.DeleteToken(ctx, args[0])
+			return withStore(cmd, false, func(ctx context.Context, s store.Admin) error {
+				deleted, err := s.DeleteUserToken(ctx, args[0])
 				if err != nil {
 					return err
 				}
@@ -193,7 +193,7 @@ func tokenListCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			showKeys, _ := cmd.Flags().GetBool("show-keys")
-			return withStore(cmd, false, func(ctx context.Context, s store.Store) error {
+			return withStore(cmd, false, func(ctx context.Context, s store.Admin) error {
 				tokens, err := s.ListTokens(ctx)
 				if err != nil {
 					return err
@@ -241,11 +241,8 @@ database drops its cached lookups at once, whoever made the change
 			if notify {
 				set["notify"] = true
 			}
-			return withStoreSet(cmd, set, func(ctx context.Context, s store.Store) error {
-				// A store that could not reach its database at start
-				// creates the tables on first contact: make that now,
-				// or fail.
-				if _, err := s.ListTokens(ctx); err != nil {
+			return withStoreSet(cmd, set, func(ctx context.Context, s store.Admin) error {
+				if err := s.Migrate(ctx); err != nil {
 					return err
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), "Tables auth_user and authtoken_token are in place")
@@ -261,8 +258,8 @@ database drops its cached lookups at once, whoever made the change
 }
 
 // printToken prints drf_create_token's line, or its error.
-func printToken(ctx context.Context, w io.Writer, s store.Store, username string, reset bool) error {
-	key, err := s.CreateToken(ctx, username, reset)
+func printToken(ctx context.Context, w io.Writer, s store.Admin, username string, reset bool) error {
+	key, err := s.TokenFor(ctx, username, reset)
 	if errors.Is(err, store.ErrNoUser) {
 		return fmt.Errorf("Cannot create the Token: user %s does not exist", username) //lint:ignore ST1005 DRF's message, verbatim
 	}
@@ -390,7 +387,7 @@ type storeHolder struct {
 
 // withStore opens the store the flags name, runs f, and closes it. With
 // create, missing tables are created (the store's create option).
-func withStore(cmd *cobra.Command, create bool, f func(context.Context, store.Store) error) error {
+func withStore(cmd *cobra.Command, create bool, f func(context.Context, store.Admin) error) error {
 	var set map[string]any
 	if create {
 		set = map[string]any{"create": true}
@@ -400,7 +397,7 @@ func withStore(cmd *cobra.Command, create bool, f func(context.Context, store.St
 
 // withStoreSet is withStore with the store's options in set overridden.
 // Only a postgres store has the notify option.
-func withStoreSet(cmd *cobra.Command, set map[string]any, f func(context.Context, store.Store) error) error {
+func withStoreSet(cmd *cobra.Command, set map[string]any, f func(context.Context, store.Admin) error) error {
 	raw, err := storeConfig(cmd)
 	if err != nil {
 		return err
@@ -429,9 +426,9 @@ func withStoreSet(cmd *cobra.Command, set map[string]any, f func(context.Context
 	if err != nil {
 		return err
 	}
-	s, ok := mod.(store.Store)
+	s, ok := mod.(store.Admin)
 	if !ok {
-		return fmt.Errorf("module %T is not a token store", mod)
+		return fmt.Errorf("token store %s cannot serve the token command: it does not implement store.Admin", caddy.GetModuleName(mod))
 	}
 	return f(ctx, s)
 }

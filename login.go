@@ -179,7 +179,7 @@ func (h *TokenAuth) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	defer cancel()
-	key, err := h.store.CreateToken(ctx, user.Username, false)
+	key, err := h.logins.TokenFor(ctx, user.Username, false)
 	if err != nil {
 		return h.unavailable(w, err)
 	}
@@ -196,7 +196,7 @@ func (h *TokenAuth) serveLogin(w http.ResponseWriter, r *http.Request) error {
 // process's hashing slots; each store call has its own time limit.
 func (h *TokenAuth) checkPassword(ctx context.Context, username, raw string) (store.User, bool, error) {
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	user, err := h.store.User(sctx, username)
+	user, err := h.logins.UserByName(sctx, username)
 	cancel()
 	known := err == nil
 	encoded := user.Password
@@ -219,7 +219,7 @@ func (h *TokenAuth) checkPassword(ctx context.Context, username, raw string) (st
 	}
 	if upgraded != "" {
 		sctx, cancel := context.WithTimeout(ctx, storeTimeout)
-		if err := h.store.SetPassword(sctx, user.Username, upgraded); err != nil {
+		if err := h.logins.SetPassword(sctx, user.Username, upgraded); err != nil {
 			h.logger.Warn("upgrading password hash failed", zap.String("user_id", user.ID), zap.Error(err))
 		}
 		cancel()
@@ -258,7 +258,7 @@ func (h *TokenAuth) serveLogout(w http.ResponseWriter, r *http.Request, key stri
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	defer cancel()
-	if _, err := h.store.DeleteKey(ctx, key); err != nil {
+	if _, err := h.logins.DeleteTokenByKey(ctx, key); err != nil {
 		return h.unavailable(w, err)
 	}
 	if h.cache != nil {

@@ -50,11 +50,11 @@ func loginFixture(t testing.TB, login *Login, configure func(*TokenAuth)) *fixtu
 		{Username: "dave", Password: enc, Active: false},
 		{Username: "erin", Password: "!" + enc, Active: true},
 	} {
-		if err := f.h.store.AddUser(ctx, u); err != nil {
+		if err := f.h.store.(store.Admin).AddUser(ctx, u); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := f.h.store.SetPassword(ctx, "alice", enc); err != nil {
+	if err := f.h.store.(store.Admin).SetPassword(ctx, "alice", enc); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -281,7 +281,7 @@ func TestLoginUpgradesOutdatedHashOnlyWhenAsked(t *testing.T) {
 		if r.code != 200 {
 			t.Fatalf("login: %d %s", r.code, r.body)
 		}
-		u, err := f.h.store.User(context.Background(), "carol")
+		u, err := f.h.store.(store.Admin).UserByName(context.Background(), "carol")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -491,7 +491,7 @@ func TestFailureThrottleNeverRefusesAValidToken(t *testing.T) {
 	if r := f.send(t, http.MethodGet, "/api/x", "", "", "Authorization", "Token "+f.alice); r.code != 200 || !r.next {
 		t.Fatalf("alice (a cache hit) over the budget: %d %s", r.code, r.body)
 	}
-	carol, err := f.h.store.CreateToken(context.Background(), "carol", false)
+	carol, err := f.h.store.(store.Admin).TokenFor(context.Background(), "carol", false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ func TestLoginTimingUnknownUserMatchesWrongPassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.h.store.SetPassword(context.Background(), "alice", encoded); err != nil {
+	if err := f.h.logins.SetPassword(context.Background(), "alice", encoded); err != nil {
 		t.Fatal(err)
 	}
 	runtime.LockOSThread()

@@ -100,6 +100,7 @@ type TokenAuth struct {
 	KeyFormat string `json:"key_format,omitempty"`
 
 	store     store.Store
+	logins    store.Logins // the store, when login or logout is configured
 	cache     *tokenCache
 	cacheKey  string
 	stopWatch func()
@@ -157,6 +158,11 @@ func (h *TokenAuth) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("token store module %T is not a store.Store", mod)
 	}
 	h.store = s
+	if h.Login != nil || h.Logout != "" {
+		if h.logins, ok = mod.(store.Logins); !ok {
+			return fmt.Errorf("token store %s cannot serve login/logout: it does not implement store.Logins", caddy.GetModuleName(mod))
+		}
+	}
 	return h.provisionCache(storeKey)
 }
 

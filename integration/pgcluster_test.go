@@ -105,13 +105,13 @@ func pgSeed(t *testing.T, dsn string, users ...string) map[string]string {
 	if err != nil {
 		t.Fatalf("creating the tables: %v", err)
 	}
-	s := mod.(store.Store)
+	s := mod.(store.Admin)
 	keys := make(map[string]string)
 	for _, u := range users {
 		if err := s.AddUser(ctx, store.NewUser{Username: u, Password: "!unusable", Active: true}); err != nil {
 			t.Fatalf("adding %s: %v", u, err)
 		}
-		key, err := s.CreateToken(ctx, u, false)
+		key, err := s.TokenFor(ctx, u, false)
 		if err != nil {
 			t.Fatalf("token for %s: %v", u, err)
 		}

@@ -16,6 +16,11 @@ import (
 // configured in JSON as {"kind": "<kind>", …}.
 const Namespace = "http.token_auth.stores"
 
+// DefaultQueryTimeout is how long a store's lookup may take when its
+// query_timeout is not set: the query itself, and the wait for what it
+// needs first (a pooled connection, a lock held by another writer).
+const DefaultQueryTimeout = 2 * time.Second
+
 // Sentinel errors. Stores wrap them, so callers test with errors.Is.
 var (
 	// ErrNotFound: no token has this key.
@@ -41,7 +46,7 @@ type Identity struct {
 	Active bool
 }
 
-// User is a row of auth_user as login needs it.
+// User is a row of auth_user as login needs it (Logins.UserByName).
 type User struct {
 	// ID is auth_user.id in decimal.
 	ID       string
@@ -58,7 +63,7 @@ type Token struct {
 	Created  time.Time
 }
 
-// NewUser is what AddUser writes into auth_user.
+// NewUser is what Admin.AddUser writes into auth_user.
 type NewUser struct {
 	Username string
 	// Password is an encoded Django password ("pbkdf2_sha256$…"), or an
@@ -67,35 +72,64 @@ type NewUser struct {
 	Active   bool
 }
 
-// Store is a database with Django's auth_user and authtoken_token tables.
-// Implementations are safe for concurrent use.
+// Store is what the request path needs: a database with Django's
+// auth_user and authtoken_token tables, asked which user a key belongs to.
+// Every store module implements it; the other interfaces below are found
+// by type assertion where they are needed. Implementations are safe for
+// concurrent use.
+//
+// Errors: a method that cannot answer because the database did not (down,
+// locked, too slow, a file gone) returns an error wrapping ErrUnavailable
+// and the cause (fmt.Errorf("%w: …: %w", ErrUnavailable, err)), so that
+// errors.Is finds both; an answer that is a refusal wraps ErrNotFound,
+// ErrNoUser or ErrUserExists.
 type Store interface {
 	// Lookup returns the identity owning key: one indexed query. It returns
 	// an error wrapping ErrNotFound when no token has this key, and one
 	// wrapping ErrUnavailable when the database cannot answer in time.
 	Lookup(ctx context.Context, key string) (Identity, error)
+}
 
-	// User returns the user whose username is exactly username, for a
-	// password check at login. An unknown username gives an error wrapping
-	// ErrNoUser.
-	User(ctx context.Context, username string) (User, error)
-	// DeleteKey deletes the token with this key (logout). It reports
-	// whether there was one.
-	DeleteKey(ctx context.Context, key string) (bool, error)
+// Logins is what the login and logout endpoints need beyond Lookup.
+// token_auth requires it of the store only when login or logout is
+// configured.
+type Logins interface {
+	// UserByName returns the user whose username is exactly username (case
+	// and all), for a password check at login. An unknown username gives
+	// an error wrapping ErrNoUser.
+	UserByName(ctx context.Context, username string) (User, error)
+	// TokenFor returns the token of the user named username, creating it
+	// when the user has none; with reset, any existing token is deleted
+	// first and a new one is created (drf_create_token semantics). A new
+	// key never takes over another user's token: a colliding key is an
+	// error. An unknown username gives an error wrapping ErrNoUser.
+	TokenFor(ctx context.Context, username string, reset bool) (key string, err error)
+	// DeleteTokenByKey deletes the token whose key is key (logout). It
+	// reports whether there was one.
+	DeleteTokenByKey(ctx context.Context, key string) (bool, error)
+	// SetPassword replaces the encoded password of the user named
+	// username. An unknown username gives an error wrapping ErrNoUser.
+	SetPassword(ctx context.Context, username, encoded string) error
+}
 
-	// CreateToken returns the user's token, creating it when the user has
-	// none; with reset, any existing token is deleted first and a new one is
-	// created (drf_create_token semantics). An unknown username gives an
-	// error wrapping ErrNoUser.
-	CreateToken(ctx context.Context, username string, reset bool) (key string, err error)
-	// DeleteToken deletes the user's token. It reports whether there was one.
-	DeleteToken(ctx context.Context, username string) (bool, error)
+// Admin is what the `caddy token` command needs beyond Logins.
+type Admin interface {
+	Logins
+	// AddUser inserts a user as Django's create_user would. A username
+	// that exists gives an error wrapping ErrUserExists.
+	AddUser(ctx context.Context, u NewUser) error
+	// DeleteUserToken deletes the token of the user named username. It
+	// reports whether there was one; an unknown username gives an error
+	// wrapping ErrNoUser.
+	DeleteUserToken(ctx context.Context, username string) (bool, error)
 	// ListTokens lists every token with its user, ordered by username.
 	ListTokens(ctx context.Context) ([]Token, error)
-	// AddUser inserts a user as Django's createuser would.
-	AddUser(ctx context.Context, u NewUser) error
-	// SetPassword replaces the encoded password of a user.
-	SetPassword(ctx context.Context, username, encoded string) error
+	// Migrate creates Django's auth_user and authtoken_token tables, with
+	// Django's exact DDL, where they are missing (and whatever else the
+	// store's options ask for, such as PostgreSQL's notify triggers). It
+	// never changes a table that exists, so running it again changes
+	// nothing.
+	Migrate(ctx context.Context) error
 }
 
 // Watcher is implemented by stores that learn of changes made elsewhere:

@@ -19,15 +19,14 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokenauth/caddy-tokenauth/store"
+	"github.com/tokenauth/caddy-tokenauth/store/internal/caddyfileopt"
+	"github.com/tokenauth/caddy-tokenauth/store/internal/storeerr"
+	"github.com/tokenauth/caddy-tokenauth/store/internal/subscribe"
 )
 
 func init() {
 	caddy.RegisterModule(Postgres{})
 }
-
-// DefaultQueryTimeout bounds one lookup, including the wait for a pooled
-// connection or a new one.
-const DefaultQueryTimeout = 2 * time.Second
 
 // schemaName is what the schema option accepts: an unquoted PostgreSQL
 // identifier of at most 63 bytes.
@@ -88,7 +87,7 @@ type Postgres struct {
 	secrets []string // the passwords, to scrub from any error text
 	logger  *zap.Logger
 
-	stops *stopList // this module's watches, stopped at Cleanup
+	stops *subscribe.StopList // this module's watches, stopped at Cleanup
 }
 
 // CaddyModule returns the Caddy module information.
@@ -150,7 +149,7 @@ func (s *Postgres) provision(ctx context.Context, logger *zap.Logger) error {
 	}
 	timeout := time.Duration(s.QueryTimeout)
 	if timeout <= 0 {
-		timeout = DefaultQueryTimeout
+		timeout = store.DefaultQueryTimeout
 	}
 
 	cfg, err := pgxpool.ParseConfig(dsn)
@@ -178,7 +177,7 @@ func (s *Postgres) provision(ctx context.Context, logger *zap.Logger) error {
 	s.shared = v.(*pool)
 	s.db = newDatabase(s.shared.Pool, s.Schema, s.Create, timeout)
 	s.db.notify = s.Notify
-	s.stops = new(stopList)
+	s.stops = new(subscribe.StopList)
 
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	err = s.db.pool.Ping(pctx)
@@ -249,7 +248,7 @@ func (s *Postgres) release() {
 
 // Cleanup stops this module's watches and releases the shared pool.
 func (s *Postgres) Cleanup() error {
-	s.stops.stopAll()
+	s.stops.StopAll()
 	if s.poolKey == "" {
 		return nil
 	}
@@ -269,19 +268,8 @@ func (s *Postgres) Cleanup() error {
 //		notify
 //	}
 func (s *Postgres) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // the store kind
-	if d.NextArg() {
-		s.DSN = d.Val()
-	}
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for d.NextBlock(0) {
-		switch d.Val() {
-		case "dsn":
-			if !d.Args(&s.DSN) {
-				return d.ArgErr()
-			}
+	return caddyfileopt.Block(d, "dsn", &s.DSN, func(name string) error {
+		switch name {
 		case "max_conns":
 			if !d.NextArg() {
 				return d.ArgErr()
@@ -294,21 +282,9 @@ func (s *Postgres) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if d.NextArg() {
 				return d.ArgErr()
 			}
+			return nil
 		case "query_timeout":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(d.Val())
-			if err != nil {
-				return d.Errf("query_timeout %q: %v", d.Val(), err)
-			}
-			if dur <= 0 {
-				return d.Errf("query_timeout must be positive, got %s", d.Val())
-			}
-			s.QueryTimeout = caddy.Duration(dur)
-			if d.NextArg() {
-				return d.ArgErr()
-			}
+			return caddyfileopt.PositiveDuration(d, &s.QueryTimeout)
 		case "schema":
 			if !d.Args(&s.Schema) {
 				return d.ArgErr()
@@ -316,21 +292,14 @@ func (s *Postgres) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !schemaName.MatchString(s.Schema) {
 				return d.Errf("schema %q is not a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63 characters)", s.Schema)
 			}
+			return nil
 		case "create":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			s.Create = true
+			return caddyfileopt.Flag(d, &s.Create)
 		case "notify":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			s.Notify = true
-		default:
-			return d.Errf("unrecognized postgres store option '%s'", d.Val())
+			return caddyfileopt.Flag(d, &s.Notify)
 		}
-	}
-	return nil
+		return d.Errf("unrecognized postgres store option '%s'", name)
+	})
 }
 
 // Lookup implements store.Store.
@@ -341,78 +310,90 @@ func (s *Postgres) Lookup(ctx context.Context, key string) (store.Identity, erro
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.db.timeout)
 		defer cancel()
-		if err := s.db.ensure(ctx); err != nil {
-			return store.Identity{}, scrubError(fmt.Errorf("%w: postgres store: %v", store.ErrUnavailable, err), s.secrets)
+		if err := s.ensure(ctx); err != nil {
+			return store.Identity{}, scrubError(err, s.secrets)
 		}
 	}
 	id, err := s.db.lookup(ctx, key)
 	return id, scrubError(err, s.secrets)
 }
 
-// User implements store.Store.
-func (s *Postgres) User(ctx context.Context, username string) (store.User, error) {
-	if err := s.db.ensure(ctx); err != nil {
-		return store.User{}, scrubError(fmt.Errorf("%w: postgres store: %v", store.ErrUnavailable, err), s.secrets)
+// UserByName implements store.Logins.
+func (s *Postgres) UserByName(ctx context.Context, username string) (store.User, error) {
+	if err := s.ensure(ctx); err != nil {
+		return store.User{}, scrubError(err, s.secrets)
 	}
-	u, err := s.db.user(ctx, username)
+	u, err := s.db.userByName(ctx, username)
 	return u, scrubError(err, s.secrets)
 }
 
-// DeleteKey implements store.Store.
-func (s *Postgres) DeleteKey(ctx context.Context, key string) (bool, error) {
-	if err := s.db.ensure(ctx); err != nil {
-		return false, scrubError(fmt.Errorf("%w: postgres store: %v", store.ErrUnavailable, err), s.secrets)
-	}
-	ok, err := s.db.deleteKey(ctx, key)
-	return ok, scrubError(err, s.secrets)
-}
-
-// CreateToken implements store.Store.
-func (s *Postgres) CreateToken(ctx context.Context, username string, reset bool) (string, error) {
-	if err := s.db.ensure(ctx); err != nil {
+// TokenFor implements store.Logins.
+func (s *Postgres) TokenFor(ctx context.Context, username string, reset bool) (string, error) {
+	if err := s.ensure(ctx); err != nil {
 		return "", s.wrap(err)
 	}
-	key, err := s.db.createToken(ctx, username, reset)
+	key, err := s.db.tokenFor(ctx, username, reset)
 	return key, s.wrap(err)
 }
 
-// DeleteToken implements store.Store.
-func (s *Postgres) DeleteToken(ctx context.Context, username string) (bool, error) {
-	if err := s.db.ensure(ctx); err != nil {
+// DeleteTokenByKey implements store.Logins.
+func (s *Postgres) DeleteTokenByKey(ctx context.Context, key string) (bool, error) {
+	if err := s.ensure(ctx); err != nil {
+		return false, scrubError(err, s.secrets)
+	}
+	ok, err := s.db.deleteTokenByKey(ctx, key)
+	return ok, scrubError(err, s.secrets)
+}
+
+// SetPassword implements store.Logins.
+func (s *Postgres) SetPassword(ctx context.Context, username, encoded string) error {
+	if err := s.ensure(ctx); err != nil {
+		return s.wrap(err)
+	}
+	return s.wrap(s.db.setPassword(ctx, username, encoded))
+}
+
+// AddUser implements store.Admin.
+func (s *Postgres) AddUser(ctx context.Context, u store.NewUser) error {
+	if err := s.ensure(ctx); err != nil {
+		return s.wrap(err)
+	}
+	return s.wrap(s.db.addUser(ctx, u))
+}
+
+// DeleteUserToken implements store.Admin.
+func (s *Postgres) DeleteUserToken(ctx context.Context, username string) (bool, error) {
+	if err := s.ensure(ctx); err != nil {
 		return false, s.wrap(err)
 	}
-	ok, err := s.db.deleteToken(ctx, username)
+	ok, err := s.db.deleteUserToken(ctx, username)
 	return ok, s.wrap(err)
 }
 
-// ListTokens implements store.Store.
+// ListTokens implements store.Admin.
 func (s *Postgres) ListTokens(ctx context.Context) ([]store.Token, error) {
-	if err := s.db.ensure(ctx); err != nil {
+	if err := s.ensure(ctx); err != nil {
 		return nil, s.wrap(err)
 	}
 	tokens, err := s.db.listTokens(ctx)
 	return tokens, s.wrap(err)
 }
 
-// AddUser implements store.Store.
-func (s *Postgres) AddUser(ctx context.Context, u store.NewUser) error {
-	if err := s.db.ensure(ctx); err != nil {
-		return s.wrap(err)
-	}
-	return s.wrap(s.db.addUser(ctx, u))
+// Migrate implements store.Admin: the schema (with the schema option)
+// and the tables that are missing are created, whatever the create option
+// says, and with the notify option the triggers that are missing.
+func (s *Postgres) Migrate(ctx context.Context) error {
+	return s.wrap(s.db.migrateTables(ctx))
 }
 
-// SetPassword implements store.Store.
-func (s *Postgres) SetPassword(ctx context.Context, username, encoded string) error {
-	if err := s.db.ensure(ctx); err != nil {
-		return s.wrap(err)
-	}
-	return s.wrap(s.db.setPassword(ctx, username, encoded))
+// ensure is database.ensure for a method of the store: tables that cannot
+// be checked (or made) leave the store unavailable.
+func (s *Postgres) ensure(ctx context.Context) error {
+	return storeerr.Unavailable("postgres store", s.db.ensure(ctx))
 }
 
 // wrap names the store in an error of a write and scrubs it of secrets.
-// Errors the caller tells apart (store.ErrNoUser, store.ErrUserExists)
-// stay reachable through errors.Is.
+// The sentinels stay reachable through errors.Is.
 func (s *Postgres) wrap(err error) error {
 	if err == nil {
 		return nil
@@ -423,6 +404,8 @@ func (s *Postgres) wrap(err error) error {
 // Interface guards
 var (
 	_ store.Store           = (*Postgres)(nil)
+	_ store.Logins          = (*Postgres)(nil)
+	_ store.Admin           = (*Postgres)(nil)
 	_ caddy.Provisioner     = (*Postgres)(nil)
 	_ caddy.CleanerUpper    = (*Postgres)(nil)
 	_ caddyfile.Unmarshaler = (*Postgres)(nil)

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -100,352 +99,38 @@ func newStore(t *testing.T) *Postgres {
 	return s
 }
 
-func addUser(t *testing.T, s store.Store, username string, active bool) {
+func addUser(t *testing.T, s store.Admin, username string, active bool) {
 	t.Helper()
 	if err := s.AddUser(context.Background(), store.NewUser{Username: username, Password: "!unusable", Active: active}); err != nil {
 		t.Fatalf("AddUser(%s): %v", username, err)
 	}
 }
 
-func createToken(t *testing.T, s store.Store, username string) string {
+func createToken(t *testing.T, s store.Admin, username string) string {
 	t.Helper()
-	key, err := s.CreateToken(context.Background(), username, false)
+	key, err := s.TokenFor(context.Background(), username, false)
 	if err != nil {
-		t.Fatalf("CreateToken(%s): %v", username, err)
+		t.Fatalf("TokenFor(%s): %v", username, err)
 	}
 	return key
 }
 
-func TestLookup(t *testing.T) {
+// An insert of a key that exists fails on the primary key: the statement
+// is an insert, never an upsert that would move the row.
+func TestInsertTokenRefusesAnExistingKey(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
 	addUser(t, s, "john", true)
-	addUser(t, s, "gone", false)
-	johnKey, goneKey := createToken(t, s, "john"), createToken(t, s, "gone")
-	var johnID string
-	if err := admin(t, testDSN(t)).QueryRow(ctx, `SELECT id::text FROM `+s.db.authUser+` WHERE username = 'john'`).Scan(&johnID); err != nil {
-		t.Fatal(err)
+	addUser(t, s, "mallory", true)
+	// Give mallory john's key by hand: the insert must fail on the
+	// primary key instead of moving the row.
+	john := createToken(t, s, "john")
+	_, err := s.db.pool.Exec(ctx, s.db.q(insertTokenSQL), john, 0)
+	if err == nil {
+		t.Fatal("inserting an existing key succeeded")
 	}
-
-	tests := []struct {
-		name    string
-		key     string
-		want    store.Identity
-		wantErr error
-	}{
-		{"token of an active user", johnKey, store.Identity{ID: johnID, Username: "john", Active: true}, nil},
-		{"token of an inactive user", goneKey, store.Identity{Username: "gone", Active: false}, nil},
-		{"unknown key", strings.Repeat("0", 40), store.Identity{}, store.ErrNotFound},
-		{"key differing only in case", strings.ToUpper(johnKey), store.Identity{}, store.ErrNotFound},
-		{"empty key", "", store.Identity{}, store.ErrNotFound},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := s.Lookup(ctx, tt.key)
-			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
-				t.Fatalf("Lookup error = %v, want %v", err, tt.wantErr)
-			}
-			if tt.want.ID == "" && got.ID != "" && tt.wantErr == nil {
-				got.ID = "" // not pinned
-			}
-			if got != tt.want {
-				t.Errorf("Lookup = %+v, want %+v", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestCreateToken(t *testing.T) {
-	s := newStore(t)
-	ctx := context.Background()
-	addUser(t, s, "john", true)
-	first := createToken(t, s, "john")
-	if len(first) != 40 || strings.Trim(first, "0123456789abcdef") != "" {
-		t.Fatalf("key %q is not 40 lowercase hex characters", first)
-	}
-
-	t.Run("existing token is returned unchanged", func(t *testing.T) {
-		if again := createToken(t, s, "john"); again != first {
-			t.Errorf("CreateToken = %s, want the existing %s", again, first)
-		}
-	})
-	t.Run("reset replaces the token", func(t *testing.T) {
-		reset, err := s.CreateToken(ctx, "john", true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if reset == first {
-			t.Fatal("reset kept the old key")
-		}
-		if _, err := s.Lookup(ctx, first); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("old key after reset: Lookup error = %v, want ErrNotFound", err)
-		}
-		if id, err := s.Lookup(ctx, reset); err != nil || id.Username != "john" {
-			t.Errorf("new key after reset: Lookup = %+v, %v", id, err)
-		}
-	})
-	t.Run("unknown user", func(t *testing.T) {
-		for _, reset := range []bool{false, true} {
-			if _, err := s.CreateToken(ctx, "nobody", reset); !errors.Is(err, store.ErrNoUser) {
-				t.Errorf("CreateToken(nobody, reset=%v) error = %v, want ErrNoUser", reset, err)
-			}
-		}
-	})
-	t.Run("a colliding key is an error, never a takeover", func(t *testing.T) {
-		addUser(t, s, "mallory", true)
-		// Give mallory john's key by hand: the insert must fail on the
-		// primary key instead of moving the row.
-		john, _ := s.CreateToken(ctx, "john", false)
-		_, err := s.db.pool.Exec(ctx, s.db.q(insertTokenSQL), john, 0)
-		if err == nil {
-			t.Fatal("inserting an existing key succeeded")
-		}
-		if id, err := s.Lookup(ctx, john); err != nil || id.Username != "john" {
-			t.Errorf("john's key now gives %+v, %v", id, err)
-		}
-	})
-}
-
-func TestDeleteToken(t *testing.T) {
-	s := newStore(t)
-	ctx := context.Background()
-	addUser(t, s, "john", true)
-
-	// Each case makes the state it needs, so that it passes run alone.
-	tests := []struct {
-		name     string
-		username string
-		setup    func(t *testing.T) (key string) // john's key, if any
-		want     bool
-		wantErr  error
-	}{
-		{"user with a token", "john", func(t *testing.T) string { return createToken(t, s, "john") }, true, nil},
-		{"user whose token is gone", "john", func(t *testing.T) string {
-			key := createToken(t, s, "john")
-			if _, err := s.DeleteToken(ctx, "john"); err != nil {
-				t.Fatal(err)
-			}
-			return key
-		}, false, nil},
-		{"unknown user", "nobody", func(*testing.T) string { return "" }, false, store.ErrNoUser},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			key := tt.setup(t)
-			got, err := s.DeleteToken(ctx, tt.username)
-			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
-				t.Fatalf("DeleteToken error = %v, want %v", err, tt.wantErr)
-			}
-			if got != tt.want {
-				t.Errorf("DeleteToken = %v, want %v", got, tt.want)
-			}
-			if key == "" {
-				return
-			}
-			if _, err := s.Lookup(ctx, key); !errors.Is(err, store.ErrNotFound) {
-				t.Errorf("deleted key: Lookup error = %v, want ErrNotFound", err)
-			}
-		})
-	}
-}
-
-func TestListTokensOrderedByUsername(t *testing.T) {
-	s := newStore(t)
-	ctx := context.Background()
-	if got, err := s.ListTokens(ctx); err != nil || len(got) != 0 {
-		t.Fatalf("empty store: ListTokens = %v, %v", got, err)
-	}
-	keys := map[string]string{}
-	for _, u := range []string{"zed", "amy", "bob", "notoken"} {
-		addUser(t, s, u, true)
-		if u != "notoken" {
-			keys[u] = createToken(t, s, u)
-		}
-	}
-	before := time.Now()
-	got, err := s.ListTokens(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, tok := range got {
-		names = append(names, tok.Username)
-		if tok.Key != keys[tok.Username] {
-			t.Errorf("%s: key %s, want %s", tok.Username, tok.Key, keys[tok.Username])
-		}
-		if d := before.Sub(tok.Created); d < -time.Minute || d > time.Minute {
-			t.Errorf("%s: created %v, not about now (%v)", tok.Username, tok.Created, before)
-		}
-	}
-	if want := []string{"amy", "bob", "zed"}; !reflect.DeepEqual(names, want) {
-		t.Errorf("ListTokens order = %v, want %v", names, want)
-	}
-}
-
-func TestAddUserWritesTheRowDjangoWould(t *testing.T) {
-	s := newStore(t)
-	ctx := context.Background()
-	const encoded = "pbkdf2_sha256$1000000$salt$hash="
-	if err := s.AddUser(ctx, store.NewUser{Username: "john", Password: encoded, Active: true}); err != nil {
-		t.Fatal(err)
-	}
-	addUser(t, s, "sleepy", false)
-
-	var (
-		password, first, last, email string
-		superuser, staff, active     bool
-		lastLogin                    *time.Time
-		joined                       time.Time
-	)
-	err := admin(t, testDSN(t)).QueryRow(ctx, `SELECT password, last_login, is_superuser, first_name, last_name, email, is_staff, is_active, date_joined FROM `+s.db.authUser+` WHERE username = 'john'`).
-		Scan(&password, &lastLogin, &superuser, &first, &last, &email, &staff, &active, &joined)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if password != encoded || lastLogin != nil || superuser || staff || !active || first != "" || last != "" || email != "" {
-		t.Errorf("row = password %q last_login %v superuser %v staff %v active %v names %q %q email %q",
-			password, lastLogin, superuser, staff, active, first, last, email)
-	}
-	if d := time.Since(joined); d < -time.Minute || d > time.Minute {
-		t.Errorf("date_joined %v is not now", joined)
-	}
-
-	tests := []struct {
-		name    string
-		user    store.NewUser
-		wantErr error
-	}{
-		{"existing username", store.NewUser{Username: "john", Password: "!x", Active: true}, store.ErrUserExists},
-		{"username differing in case is another user", store.NewUser{Username: "John", Password: "!x", Active: true}, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := s.AddUser(ctx, tt.user)
-			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
-				t.Errorf("AddUser error = %v, want %v", err, tt.wantErr)
-			}
-		})
-	}
-}
-
-func TestSetPassword(t *testing.T) {
-	s := newStore(t)
-	ctx := context.Background()
-	addUser(t, s, "john", true)
-	tests := []struct {
-		name, username, encoded string
-		wantErr                 error
-	}{
-		{"existing user", "john", "pbkdf2_sha256$1000000$new$hash=", nil},
-		{"unknown user", "nobody", "pbkdf2_sha256$1000000$new$hash=", store.ErrNoUser},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := s.SetPassword(ctx, tt.username, tt.encoded)
-			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
-				t.Fatalf("SetPassword error = %v, want %v", err, tt.wantErr)
-			}
-			if err != nil {
-				return
-			}
-			var got string
-			if err := admin(t, testDSN(t)).QueryRow(ctx, `SELECT password FROM `+s.db.authUser+` WHERE username = $1`, tt.username).Scan(&got); err != nil {
-				t.Fatal(err)
-			}
-			if got != tt.encoded {
-				t.Errorf("password = %q, want %q", got, tt.encoded)
-			}
-		})
-	}
-}
-
-// What `pg_dump` shows of the tables Django 4.2 and 5.2 make
-// (reference/drf-behaviour.md §2.7, §3.1).
-func TestCreateMakesDjangosTables(t *testing.T) {
-	s := newStore(t)
-	ctx := context.Background()
-	conn := admin(t, testDSN(t))
-	schema := s.Schema
-
-	type column struct {
-		Table, Name, Type string
-		Length            *int32
-		Nullable          string
-		Identity          *string
-	}
-	n := func(i int32) *int32 { return &i }
-	byDefault := "BY DEFAULT"
-	wantColumns := []column{
-		{"auth_user", "id", "integer", nil, "NO", &byDefault},
-		{"auth_user", "password", "character varying", n(128), "NO", nil},
-		{"auth_user", "last_login", "timestamp with time zone", nil, "YES", nil},
-		{"auth_user", "is_superuser", "boolean", nil, "NO", nil},
-		{"auth_user", "username", "character varying", n(150), "NO", nil},
-		{"auth_user", "first_name", "character varying", n(150), "NO", nil},
-		{"auth_user", "last_name", "character varying", n(150), "NO", nil},
-		{"auth_user", "email", "character varying", n(254), "NO", nil},
-		{"auth_user", "is_staff", "boolean", nil, "NO", nil},
-		{"auth_user", "is_active", "boolean", nil, "NO", nil},
-		{"auth_user", "date_joined", "timestamp with time zone", nil, "NO", nil},
-		{"authtoken_token", "key", "character varying", n(40), "NO", nil},
-		{"authtoken_token", "created", "timestamp with time zone", nil, "NO", nil},
-		{"authtoken_token", "user_id", "integer", nil, "NO", nil},
-	}
-	rows, err := conn.Query(ctx, `SELECT table_name, column_name, data_type, character_maximum_length, is_nullable, identity_generation
-		FROM information_schema.columns WHERE table_schema = $1 ORDER BY table_name, ordinal_position`, schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var gotColumns []column
-	var c column
-	if _, err := pgx.ForEachRow(rows, []any{&c.Table, &c.Name, &c.Type, &c.Length, &c.Nullable, &c.Identity}, func() error {
-		gotColumns = append(gotColumns, c)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(gotColumns, wantColumns) {
-		t.Errorf("columns differ from Django's:\n got %s\nwant %s", dump(gotColumns), dump(wantColumns))
-	}
-
-	// Indexes and constraints, by the names Django gives them.
-	var gotIndexes []string
-	rows, err = conn.Query(ctx, `SELECT indexname || ': ' || regexp_replace(indexdef, ' ON [^ ]+ ', ' ON ') FROM pg_indexes WHERE schemaname = $1 ORDER BY indexname`, schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if gotIndexes, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
-		t.Fatal(err)
-	}
-	wantIndexes := []string{
-		"auth_user_pkey: CREATE UNIQUE INDEX auth_user_pkey ON USING btree (id)",
-		"auth_user_username_6821ab7c_like: CREATE INDEX auth_user_username_6821ab7c_like ON USING btree (username varchar_pattern_ops)",
-		"auth_user_username_key: CREATE UNIQUE INDEX auth_user_username_key ON USING btree (username)",
-		"authtoken_token_key_10f0b77e_like: CREATE INDEX authtoken_token_key_10f0b77e_like ON USING btree (key varchar_pattern_ops)",
-		"authtoken_token_pkey: CREATE UNIQUE INDEX authtoken_token_pkey ON USING btree (key)",
-		"authtoken_token_user_id_key: CREATE UNIQUE INDEX authtoken_token_user_id_key ON USING btree (user_id)",
-	}
-	if !reflect.DeepEqual(gotIndexes, wantIndexes) {
-		t.Errorf("indexes differ from Django's:\n got %q\nwant %q", gotIndexes, wantIndexes)
-	}
-
-	var fk string
-	err = conn.QueryRow(ctx, `SELECT conname || ': ' || pg_get_constraintdef(oid) FROM pg_constraint
-		WHERE contype = 'f' AND connamespace = $1::regnamespace`, schema).Scan(&fk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantFK := `authtoken_token_user_id_35299eff_fk_auth_user_id: FOREIGN KEY (user_id) REFERENCES ` + schema + `.auth_user(id) DEFERRABLE INITIALLY DEFERRED`
-	if fk != wantFK {
-		t.Errorf("foreign key = %s, want %s", fk, wantFK)
-	}
-
-	var seq string
-	if err := conn.QueryRow(ctx, `SELECT pg_get_serial_sequence($1, 'id')`, s.db.authUser).Scan(&seq); err != nil {
-		t.Fatal(err)
-	}
-	if seq != schema+".auth_user_id_seq" {
-		t.Errorf("identity sequence = %s, want %s.auth_user_id_seq", seq, schema)
+	if id, err := s.Lookup(ctx, john); err != nil || id.Username != "john" {
+		t.Errorf("john's key now gives %+v, %v", id, err)
 	}
 }
 
@@ -597,9 +282,9 @@ func TestPasswordNeverInErrorsOrLogs(t *testing.T) {
 					t.Errorf("Lookup error = %v, want ErrUnavailable", lerr)
 				}
 				texts = append(texts, lerr.Error())
-				_, cerr := s.CreateToken(context.Background(), "john", false)
+				_, cerr := s.TokenFor(context.Background(), "john", false)
 				if cerr == nil {
-					t.Error("CreateToken against a closed port succeeded")
+					t.Error("TokenFor against a closed port succeeded")
 				} else {
 					texts = append(texts, cerr.Error())
 				}

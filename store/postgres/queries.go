@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tokenauth/caddy-tokenauth/store"
+	"github.com/tokenauth/caddy-tokenauth/store/internal/storeerr"
 )
 
 // Django's DDL for PostgreSQL, statement for statement as `manage.py
@@ -32,27 +33,32 @@ var (
 	}
 )
 
-// The statements of the store, with {auth_user} and {authtoken_token} where
-// the (possibly schema-qualified) table names go.
+// generateKey makes the key of a new token; tests replace it to make one
+// collide with a key that exists.
+var generateKey = store.GenerateKey
+
+// The statements of the store, in the order of store/sqlite/queries.go,
+// under the same names, with {auth_user} and {authtoken_token} where the
+// (possibly schema-qualified) table names go.
 const (
 	// The one query of the request path: the primary-key index of
 	// authtoken_token, then auth_user by its primary key.
 	lookupSQL = `SELECT "auth_user"."id", "auth_user"."username", "auth_user"."is_active" FROM {authtoken_token} INNER JOIN {auth_user} ON ("authtoken_token"."user_id" = "auth_user"."id") WHERE "authtoken_token"."key" = $1`
 
-	userIDSQL      = `SELECT "id" FROM {auth_user} WHERE "username" = $1`
-	userSQL        = `SELECT "id", "username", "password", "is_active" FROM {auth_user} WHERE "username" = $1`
-	deleteKeySQL   = `DELETE FROM {authtoken_token} WHERE "key" = $1`
-	tokenOfUserSQL = `SELECT "key" FROM {authtoken_token} WHERE "user_id" = $1`
-	deleteTokenSQL = `DELETE FROM {authtoken_token} WHERE "user_id" = $1`
+	userSQL              = `SELECT "id", "username", "password", "is_active" FROM {auth_user} WHERE "username" = $1`
+	userIDSQL            = `SELECT "id" FROM {auth_user} WHERE "username" = $1`
+	tokenOfUserSQL       = `SELECT "key" FROM {authtoken_token} WHERE "user_id" = $1`
+	deleteTokenOfUserSQL = `DELETE FROM {authtoken_token} WHERE "user_id" = $1`
 	// An insert, never an upsert: a colliding key fails instead of taking
 	// over another user's token (DRF 3.17's force_insert).
-	insertTokenSQL = `INSERT INTO {authtoken_token} ("key", "created", "user_id") VALUES ($1, now(), $2)`
-	listTokensSQL  = `SELECT "auth_user"."username", "authtoken_token"."key", "authtoken_token"."created" FROM {authtoken_token} INNER JOIN {auth_user} ON ("authtoken_token"."user_id" = "auth_user"."id") ORDER BY "auth_user"."username"`
-	userExistsSQL  = `SELECT EXISTS (SELECT 1 FROM {auth_user} WHERE "username" = $1)`
+	insertTokenSQL      = `INSERT INTO {authtoken_token} ("key", "created", "user_id") VALUES ($1, now(), $2)`
+	deleteTokenByKeySQL = `DELETE FROM {authtoken_token} WHERE "key" = $1`
+	setPasswordSQL      = `UPDATE {auth_user} SET "password" = $1 WHERE "username" = $2`
+	userExistsSQL       = `SELECT EXISTS (SELECT 1 FROM {auth_user} WHERE "username" = $1)`
 	// As Django's UserManager.create_user leaves a row: not staff, not
 	// superuser, empty names and email, joined now, never logged in.
-	insertUserSQL  = `INSERT INTO {auth_user} ("password", "last_login", "is_superuser", "username", "first_name", "last_name", "email", "is_staff", "is_active", "date_joined") VALUES ($1, NULL, false, $2, '', '', '', false, $3, now())`
-	setPasswordSQL = `UPDATE {auth_user} SET "password" = $1 WHERE "username" = $2`
+	insertUserSQL = `INSERT INTO {auth_user} ("password", "last_login", "is_superuser", "username", "first_name", "last_name", "email", "is_staff", "is_active", "date_joined") VALUES ($1, NULL, false, $2, '', '', '', false, $3, now())`
+	listTokensSQL = `SELECT "auth_user"."username", "authtoken_token"."key", "authtoken_token"."created" FROM {authtoken_token} INNER JOIN {auth_user} ON ("authtoken_token"."user_id" = "auth_user"."id") ORDER BY "auth_user"."username"`
 
 	// tableExistsSQL resolves a quoted, possibly qualified table name the
 	// way the queries above will (search_path for an unqualified one).
@@ -60,11 +66,37 @@ const (
 	// migrateLockSQL keeps two servers that start together from creating
 	// the same tables at once. The key is arbitrary ("tokenauth" in ASCII).
 	migrateLockSQL = `SELECT pg_advisory_xact_lock(8390046443290751336)`
+	// createSchemaSQL makes the schema option's schema.
+	createSchemaSQL = `CREATE SCHEMA IF NOT EXISTS {schema}`
 )
 
-// generateKey makes the key of a new token; tests replace it to make one
-// collide with a key that exists.
-var generateKey = store.GenerateKey
+// Change watching (watch.go): the notify option's DDL and the queries
+// about it, with {notify_fn},
+// {auth_user} and {authtoken_token} where the (possibly schema-qualified)
+// names go.
+const (
+	notifyFunctionSQL = `CREATE OR REPLACE FUNCTION {notify_fn}() RETURNS trigger LANGUAGE plpgsql AS $token_auth$` + notifyBody + `$token_auth$`
+	// Any change to a token can revoke one (or, for an insert, make a
+	// key known that a cache holds as unknown).
+	tokenTriggerSQL = `CREATE TRIGGER "` + notifyTrigger + `" AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {authtoken_token} FOR EACH STATEMENT EXECUTE FUNCTION {notify_fn}()`
+	// Only the columns of an identity: Django's login updates last_login
+	// alone (update_fields), which must not empty every cache. A new user
+	// has no token yet.
+	userTriggerSQL = `CREATE TRIGGER "` + notifyTrigger + `" AFTER UPDATE OF "id", "username", "is_active" OR DELETE OR TRUNCATE ON {auth_user} FOR EACH STATEMENT EXECUTE FUNCTION {notify_fn}()`
+
+	functionSourceSQL = `SELECT coalesce((SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure($1)), '')`
+	triggerExistsSQL  = `SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = '` + notifyTrigger + `' AND NOT tgisinternal)`
+	// triggersPresentSQL: both tables carry an enabled trigger of ours
+	// that runs our function.
+	triggersPresentSQL = `SELECT count(DISTINCT t.tgrelid) = 2 FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid WHERE t.tgrelid IN (to_regclass($1), to_regclass($2)) AND t.tgname = '` + notifyTrigger + `' AND p.proname = '` + notifyFunction + `' AND t.tgenabled <> 'D'`
+
+	// notifySQL is what the store's own writes send, with or without
+	// triggers: in the same transaction and with the same payload as a
+	// trigger's, PostgreSQL delivers one notification, at commit.
+	notifySQL = `SELECT pg_notify('` + channel + `', 'authtoken_token')`
+	// listenSQL is what the listener's connection runs to receive them.
+	listenSQL = `LISTEN "` + channel + `"`
+)
 
 // Postgres error codes the store tells apart.
 const (
@@ -99,7 +131,7 @@ func newDatabase(pool *pgxpool.Pool, schema string, create bool, timeout time.Du
 		authToken: qualify(schema, "authtoken_token"),
 	}
 	d.sql = strings.NewReplacer("{auth_user}", d.authUser, "{authtoken_token}", d.authToken,
-		"{notify_fn}", qualify(schema, notifyFunction))
+		"{notify_fn}", qualify(schema, notifyFunction), "{schema}", `"`+schema+`"`)
 	d.lookupq = d.q(lookupSQL)
 	return d
 }
@@ -131,10 +163,16 @@ func (d *database) ensure(ctx context.Context) error {
 		return nil
 	}
 	if d.create || d.notify {
-		if err := d.migrate(ctx); err != nil {
+		if err := d.migrate(ctx, d.create); err != nil {
 			return err
 		}
 	}
+	return d.settle(ctx)
+}
+
+// settle checks that the tables are there and looks for the triggers;
+// from then on the store is ready.
+func (d *database) settle(ctx context.Context) error {
 	if err := d.check(ctx); err != nil {
 		return err
 	}
@@ -150,12 +188,12 @@ func (d *database) ensure(ctx context.Context) error {
 // migrate creates the schema and the tables that are missing (with
 // create), then the notification triggers that are missing (with notify),
 // and nothing else, in one transaction.
-func (d *database) migrate(ctx context.Context) error {
+func (d *database) migrate(ctx context.Context, create bool) error {
 	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, migrateLockSQL); err != nil {
 			return err
 		}
-		if d.create {
+		if create {
 			if err := d.createTables(ctx, tx); err != nil {
 				return err
 			}
@@ -170,7 +208,7 @@ func (d *database) migrate(ctx context.Context) error {
 // createTables creates the schema and the tables that are missing.
 func (d *database) createTables(ctx context.Context, tx pgx.Tx) error {
 	if d.schema != "" {
-		if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS "`+d.schema+`"`); err != nil {
+		if _, err := tx.Exec(ctx, d.q(createSchemaSQL)); err != nil {
 			return fmt.Errorf("creating schema %s: %w", d.schema, err)
 		}
 	}
@@ -217,56 +255,40 @@ func missingTable(table string) error {
 // errNoTable starts the error of a missing table.
 var errNoTable = errors.New("no table")
 
+// migrateTables is Admin.Migrate: migrate with create, whatever the
+// create option says, then settle.
+func (d *database) migrateTables(ctx context.Context) error {
+	if err := d.migrate(ctx, true); err != nil {
+		return storeerr.Unavailable("postgres migrate", err)
+	}
+	return storeerr.Unavailable("postgres migrate", d.settle(ctx))
+}
+
 func (d *database) lookup(ctx context.Context, key string) (store.Identity, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
-	var (
-		id     int64
-		name   string
-		active bool
-	)
-	err := d.pool.QueryRow(ctx, d.lookupq, key).Scan(&id, &name, &active)
-	if err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return store.Identity{}, store.ErrNotFound
-		}
-		return store.Identity{}, fmt.Errorf("%w: postgres lookup: %v", store.ErrUnavailable, err)
+	var id int64
+	var ident store.Identity
+	err := d.pool.QueryRow(ctx, d.lookupq, key).Scan(&id, &ident.Username, &ident.Active)
+	if err := storeerr.Row(err, pgx.ErrNoRows, store.ErrNotFound, "postgres lookup"); err != nil {
+		return store.Identity{}, err
 	}
-	return store.Identity{ID: strconv.FormatInt(id, 10), Username: name, Active: active}, nil
+	ident.ID = strconv.FormatInt(id, 10)
+	return ident, nil
 }
 
-func (d *database) user(ctx context.Context, username string) (store.User, error) {
-	var (
-		u  store.User
-		id int64
-	)
+func (d *database) userByName(ctx context.Context, username string) (store.User, error) {
+	var u store.User
+	var id int64
 	err := d.pool.QueryRow(ctx, d.q(userSQL), username).Scan(&id, &u.Username, &u.Password, &u.Active)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return store.User{}, fmt.Errorf("user %s: %w", username, store.ErrNoUser)
-	}
-	if err != nil {
-		return store.User{}, fmt.Errorf("%w: postgres user: %v", store.ErrUnavailable, err)
+	if err := storeerr.Row(err, pgx.ErrNoRows, fmt.Errorf("user %s: %w", username, store.ErrNoUser), "postgres user"); err != nil {
+		return store.User{}, err
 	}
 	u.ID = strconv.FormatInt(id, 10)
 	return u, nil
 }
 
-func (d *database) deleteKey(ctx context.Context, key string) (bool, error) {
-	var deleted bool
-	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, d.q(deleteKeySQL), key)
-		if err != nil {
-			return err
-		}
-		deleted = tag.RowsAffected() > 0
-		return notifyIf(ctx, tx, deleted)
-	})
-	if err != nil {
-		return false, fmt.Errorf("%w: postgres delete: %v", store.ErrUnavailable, err)
-	}
-	return deleted, nil
-}
-
+// userID is the id of the user named username, in tx.
 func (d *database) userID(ctx context.Context, tx pgx.Tx, username string) (int64, error) {
 	var id int64
 	err := tx.QueryRow(ctx, d.q(userIDSQL), username).Scan(&id)
@@ -276,15 +298,21 @@ func (d *database) userID(ctx context.Context, tx pgx.Tx, username string) (int6
 	return id, err
 }
 
-func (d *database) createToken(ctx context.Context, username string, reset bool) (string, error) {
+// inTx runs f in a transaction, committed when f succeeds; errors are
+// op's.
+func (d *database) inTx(ctx context.Context, op string, f func(tx pgx.Tx) error) error {
+	return storeerr.Unavailable(op, pgx.BeginFunc(ctx, d.pool, f))
+}
+
+func (d *database) tokenFor(ctx context.Context, username string, reset bool) (string, error) {
 	var key string
-	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+	err := d.inTx(ctx, "postgres create token", func(tx pgx.Tx) error {
 		uid, err := d.userID(ctx, tx, username)
 		if err != nil {
 			return err
 		}
 		if reset {
-			if _, err := tx.Exec(ctx, d.q(deleteTokenSQL), uid); err != nil {
+			if _, err := tx.Exec(ctx, d.q(deleteTokenOfUserSQL), uid); err != nil {
 				return err
 			}
 		}
@@ -304,14 +332,61 @@ func (d *database) createToken(ctx context.Context, username string, reset bool)
 	return key, nil
 }
 
-func (d *database) deleteToken(ctx context.Context, username string) (bool, error) {
+func (d *database) deleteTokenByKey(ctx context.Context, key string) (bool, error) {
 	var deleted bool
-	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+	err := d.inTx(ctx, "postgres delete", func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, d.q(deleteTokenByKeySQL), key)
+		if err != nil {
+			return err
+		}
+		deleted = tag.RowsAffected() > 0
+		return notifyIf(ctx, tx, deleted)
+	})
+	return deleted, err
+}
+
+func (d *database) setPassword(ctx context.Context, username, encoded string) error {
+	tag, err := d.pool.Exec(ctx, d.q(setPasswordSQL), encoded, username)
+	if err != nil {
+		return storeerr.Unavailable("postgres set password", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("user %s: %w", username, store.ErrNoUser)
+	}
+	return nil
+}
+
+func (d *database) addUser(ctx context.Context, u store.NewUser) error {
+	err := d.inTx(ctx, "postgres add user", func(tx pgx.Tx) error {
+		var exists bool
+		if err := tx.QueryRow(ctx, d.q(userExistsSQL), u.Username).Scan(&exists); err != nil {
+			return err
+		}
+		if exists {
+			return fmt.Errorf("user %s: %w", u.Username, store.ErrUserExists)
+		}
+		_, err := tx.Exec(ctx, d.q(insertUserSQL), u.Password, u.Username, u.Active)
+		if err != nil {
+			// A user added by someone else between the check and the insert.
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == codeUniqueViolation {
+				return fmt.Errorf("user %s: %w: %w", u.Username, store.ErrUserExists, err)
+			}
+			return fmt.Errorf("inserting user: %w", err)
+		}
+		return nil
+	})
+	return err
+}
+
+func (d *database) deleteUserToken(ctx context.Context, username string) (bool, error) {
+	var deleted bool
+	err := d.inTx(ctx, "postgres delete token", func(tx pgx.Tx) error {
 		uid, err := d.userID(ctx, tx, username)
 		if err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, d.q(deleteTokenSQL), uid)
+		tag, err := tx.Exec(ctx, d.q(deleteTokenOfUserSQL), uid)
 		if err != nil {
 			return err
 		}
@@ -324,7 +399,7 @@ func (d *database) deleteToken(ctx context.Context, username string) (bool, erro
 func (d *database) listTokens(ctx context.Context) ([]store.Token, error) {
 	rows, err := d.pool.Query(ctx, d.q(listTokensSQL))
 	if err != nil {
-		return nil, err
+		return nil, storeerr.Unavailable("postgres list", err)
 	}
 	var out []store.Token
 	var t store.Token
@@ -332,38 +407,5 @@ func (d *database) listTokens(ctx context.Context) ([]store.Token, error) {
 		out = append(out, t)
 		return nil
 	})
-	return out, err
-}
-
-func (d *database) addUser(ctx context.Context, u store.NewUser) error {
-	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		var exists bool
-		if err := tx.QueryRow(ctx, d.q(userExistsSQL), u.Username).Scan(&exists); err != nil {
-			return err
-		}
-		if exists {
-			return fmt.Errorf("user %s: %w", u.Username, store.ErrUserExists)
-		}
-		if _, err := tx.Exec(ctx, d.q(insertUserSQL), u.Password, u.Username, u.Active); err != nil {
-			return fmt.Errorf("inserting user: %w", err)
-		}
-		return nil
-	})
-	// A user added by someone else between the check and the insert.
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == codeUniqueViolation {
-		return fmt.Errorf("user %s: %w", u.Username, store.ErrUserExists)
-	}
-	return err
-}
-
-func (d *database) setPassword(ctx context.Context, username, encoded string) error {
-	tag, err := d.pool.Exec(ctx, d.q(setPasswordSQL), encoded, username)
-	if err != nil {
-		return err
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("user %s: %w", username, store.ErrNoUser)
-	}
-	return nil
+	return out, storeerr.Unavailable("postgres list", err)
 }

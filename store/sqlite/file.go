@@ -243,7 +243,7 @@ func (d *database) checkFile(force bool) {
 	pending := &handle{err: fmt.Errorf("sqlite store %s is being reopened", d.path), wait: make(chan struct{})}
 	old := d.cur.Swap(pending)
 	if old.db != nil {
-		d.watchers.notify()
+		d.watchers.Flush()
 	}
 	d.retire(old, true)
 
@@ -305,7 +305,7 @@ func (d *database) retire(h *handle, moved bool) error {
 	}
 	if moved {
 		ctx, cancel := context.WithTimeout(context.Background(), d.timeout+time.Second)
-		_, _ = h.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
+		_, _ = h.db.ExecContext(ctx, checkpointSQL)
 		cancel()
 	}
 	h.lookupq.Close()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tokenauth/caddy-tokenauth/store"
+	"github.com/tokenauth/caddy-tokenauth/store/internal/storeerr"
 )
 
 // Django's DDL for SQLite, byte for byte as `manage.py migrate` leaves it in
@@ -30,9 +31,43 @@ var Schema = []string{ddlAuthUser, ddlToken}
 // collide with a key that exists.
 var generateKey = store.GenerateKey
 
-// The one query of the request path: the primary-key index of
-// authtoken_token, then auth_user by its primary key.
-const lookupSQL = `SELECT "auth_user"."id", "auth_user"."username", "auth_user"."is_active" FROM "authtoken_token" INNER JOIN "auth_user" ON ("authtoken_token"."user_id" = "auth_user"."id") WHERE "authtoken_token"."key" = ?`
+// The statements of the store, in the order of store/postgres/queries.go,
+// under the same names.
+const (
+	// The one query of the request path: the primary-key index of
+	// authtoken_token, then auth_user by its primary key.
+	lookupSQL = `SELECT "auth_user"."id", "auth_user"."username", "auth_user"."is_active" FROM "authtoken_token" INNER JOIN "auth_user" ON ("authtoken_token"."user_id" = "auth_user"."id") WHERE "authtoken_token"."key" = ?`
+
+	userSQL              = `SELECT "id", "username", "password", "is_active" FROM "auth_user" WHERE "username" = ?`
+	userIDSQL            = `SELECT "id" FROM "auth_user" WHERE "username" = ?`
+	tokenOfUserSQL       = `SELECT "key" FROM "authtoken_token" WHERE "user_id" = ?`
+	deleteTokenOfUserSQL = `DELETE FROM "authtoken_token" WHERE "user_id" = ?`
+	// An insert, never an upsert: a colliding key fails instead of taking
+	// over another user's token (DRF 3.17's force_insert).
+	insertTokenSQL      = `INSERT INTO "authtoken_token" ("key", "created", "user_id") VALUES (?, ?, ?)`
+	deleteTokenByKeySQL = `DELETE FROM "authtoken_token" WHERE "key" = ?`
+	setPasswordSQL      = `UPDATE "auth_user" SET "password" = ? WHERE "username" = ?`
+	userExistsSQL       = `SELECT EXISTS (SELECT 1 FROM "auth_user" WHERE "username" = ?)`
+	// As Django's UserManager.create_user leaves a row: not staff, not
+	// superuser, empty names and email, joined now, never logged in.
+	insertUserSQL = `INSERT INTO "auth_user" ("password", "last_login", "is_superuser", "username", "last_name", "email", "is_staff", "is_active", "date_joined", "first_name") VALUES (?, NULL, 0, ?, '', '', 0, ?, ?, '')`
+	listTokensSQL = `SELECT "auth_user"."username", "authtoken_token"."key", CAST("authtoken_token"."created" AS TEXT) FROM "authtoken_token" INNER JOIN "auth_user" ON ("authtoken_token"."user_id" = "auth_user"."id") ORDER BY "auth_user"."username"`
+
+	// tableExistsSQL tells whether the main database has a table of this
+	// name.
+	tableExistsSQL = `SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE "type" = 'table' AND "name" = ?)`
+	// walSQL lets readers run beside a writer, in a file token_auth made.
+	walSQL = `PRAGMA journal_mode=WAL`
+)
+
+// Change watching (watch.go) and file replacement (file.go).
+const (
+	// dataVersionSQL changes its answer on one connection whenever
+	// another connection commits to the file.
+	dataVersionSQL = `PRAGMA data_version`
+	// checkpointSQL moves a pool's -wal into its file and empties it.
+	checkpointSQL = `PRAGMA wal_checkpoint(TRUNCATE)`
+)
 
 // djangoTime is how Django's SQLite backend writes a datetime (UTC with
 // USE_TZ=True).
@@ -78,11 +113,11 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	defer tx.Rollback()
 	created := false
 	for _, t := range []struct{ name, ddl string }{{"auth_user", ddlAuthUser}, {"authtoken_token", ddlToken}} {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, t.name).Scan(&n); err != nil {
+		var exists bool
+		if err := tx.QueryRowContext(ctx, tableExistsSQL, t.name).Scan(&exists); err != nil {
 			return err
 		}
-		if n > 0 {
+		if exists {
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, t.ddl); err != nil {
@@ -95,7 +130,7 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	}
 	if created {
 		// A file token_auth made itself: let readers run beside a writer.
-		if _, err := db.ExecContext(ctx, `PRAGMA journal_mode=WAL`); err != nil {
+		if _, err := db.ExecContext(ctx, walSQL); err != nil {
 			return err
 		}
 	}
@@ -105,12 +140,11 @@ func migrate(ctx context.Context, db *sql.DB) error {
 // prepare checks the schema and prepares the lookup statement.
 func (h *handle) prepare(ctx context.Context) error {
 	for _, table := range []string{"auth_user", "authtoken_token"} {
-		var n int
-		err := h.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, table).Scan(&n)
-		if err != nil {
+		var exists bool
+		if err := h.db.QueryRowContext(ctx, tableExistsSQL, table).Scan(&exists); err != nil {
 			return err
 		}
-		if n == 0 {
+		if !exists {
 			return fmt.Errorf("no table %s (run Django's migrate with rest_framework.authtoken installed, or use the create option)", table)
 		}
 	}
@@ -122,6 +156,16 @@ func (h *handle) prepare(ctx context.Context) error {
 	return nil
 }
 
+// migrateTables is Admin.Migrate: migrate on the current pool.
+func (d *database) migrateTables(ctx context.Context) error {
+	h, err := d.use(ctx)
+	if err != nil {
+		return err
+	}
+	defer h.release()
+	return storeerr.Unavailable("sqlite migrate", migrate(ctx, h.db))
+}
+
 func (d *database) lookup(ctx context.Context, key string) (store.Identity, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
@@ -130,125 +174,153 @@ func (d *database) lookup(ctx context.Context, key string) (store.Identity, erro
 		return store.Identity{}, err
 	}
 	defer h.release()
-	var (
-		id     int64
-		name   string
-		active bool
-	)
-	err = h.lookupq.QueryRowContext(ctx, key).Scan(&id, &name, &active)
-	if err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return store.Identity{}, store.ErrNotFound
-		}
-		return store.Identity{}, fmt.Errorf("%w: sqlite lookup: %v", store.ErrUnavailable, err)
+	var id int64
+	var ident store.Identity
+	err = h.lookupq.QueryRowContext(ctx, key).Scan(&id, &ident.Username, &ident.Active)
+	if err := storeerr.Row(err, sql.ErrNoRows, store.ErrNotFound, "sqlite lookup"); err != nil {
+		return store.Identity{}, err
 	}
-	return store.Identity{ID: strconv.FormatInt(id, 10), Username: name, Active: active}, nil
+	ident.ID = strconv.FormatInt(id, 10)
+	return ident, nil
 }
 
-func (d *database) user(ctx context.Context, username string) (store.User, error) {
+func (d *database) userByName(ctx context.Context, username string) (store.User, error) {
 	h, err := d.use(ctx)
 	if err != nil {
 		return store.User{}, err
 	}
 	defer h.release()
-	var (
-		u  store.User
-		id int64
-	)
-	err = h.db.QueryRowContext(ctx, `SELECT "id", "username", "password", "is_active" FROM "auth_user" WHERE "username" = ?`, username).
-		Scan(&id, &u.Username, &u.Password, &u.Active)
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.User{}, fmt.Errorf("user %s: %w", username, store.ErrNoUser)
-	}
-	if err != nil {
-		return store.User{}, fmt.Errorf("%w: sqlite user: %v", store.ErrUnavailable, err)
+	var u store.User
+	var id int64
+	err = h.db.QueryRowContext(ctx, userSQL, username).Scan(&id, &u.Username, &u.Password, &u.Active)
+	if err := storeerr.Row(err, sql.ErrNoRows, fmt.Errorf("user %s: %w", username, store.ErrNoUser), "sqlite user"); err != nil {
+		return store.User{}, err
 	}
 	u.ID = strconv.FormatInt(id, 10)
 	return u, nil
 }
 
-func (d *database) deleteKey(ctx context.Context, key string) (bool, error) {
-	h, err := d.use(ctx)
-	if err != nil {
-		return false, err
-	}
-	defer h.release()
-	res, err := h.db.ExecContext(ctx, `DELETE FROM "authtoken_token" WHERE "key" = ?`, key)
-	if err != nil {
-		return false, fmt.Errorf("%w: sqlite delete: %v", store.ErrUnavailable, err)
-	}
-	n, _ := res.RowsAffected()
-	return n > 0, nil
-}
-
+// userID is the id of the user named username, in tx.
 func userID(ctx context.Context, tx *sql.Tx, username string) (int64, error) {
 	var id int64
-	err := tx.QueryRowContext(ctx, `SELECT "id" FROM "auth_user" WHERE "username" = ?`, username).Scan(&id)
+	err := tx.QueryRowContext(ctx, userIDSQL, username).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("user %s: %w", username, store.ErrNoUser)
 	}
 	return id, err
 }
 
-func (d *database) createToken(ctx context.Context, username string, reset bool) (string, error) {
+// inTx runs f in a transaction on the current pool (BEGIN IMMEDIATE, see
+// _txlock), committed when f succeeds; errors are op's.
+func (d *database) inTx(ctx context.Context, op string, f func(tx *sql.Tx) error) error {
 	h, err := d.use(ctx)
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer h.release()
 	tx, err := h.db.BeginTx(ctx, nil)
 	if err != nil {
-		return "", err
+		return storeerr.Unavailable(op, err)
 	}
 	defer tx.Rollback()
-	uid, err := userID(ctx, tx, username)
-	if err != nil {
-		return "", err
+	if err := f(tx); err != nil {
+		return storeerr.Unavailable(op, err)
 	}
-	if reset {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM "authtoken_token" WHERE "user_id" = ?`, uid); err != nil {
-			return "", err
-		}
-	}
-	var key string
-	err = tx.QueryRowContext(ctx, `SELECT "key" FROM "authtoken_token" WHERE "user_id" = ?`, uid).Scan(&key)
-	switch {
-	case err == nil:
-		return key, tx.Commit()
-	case !errors.Is(err, sql.ErrNoRows):
-		return "", err
-	}
-	key = generateKey()
-	// An insert, never an upsert: a colliding key fails instead of taking
-	// over another user's token (DRF 3.17's force_insert).
-	if _, err := tx.ExecContext(ctx, `INSERT INTO "authtoken_token" ("key", "created", "user_id") VALUES (?, ?, ?)`,
-		key, time.Now().UTC().Format(djangoTime), uid); err != nil {
-		return "", fmt.Errorf("inserting token: %w", err)
-	}
-	return key, tx.Commit()
+	return storeerr.Unavailable(op, tx.Commit())
 }
 
-func (d *database) deleteToken(ctx context.Context, username string) (bool, error) {
+func (d *database) tokenFor(ctx context.Context, username string, reset bool) (string, error) {
+	var key string
+	err := d.inTx(ctx, "sqlite create token", func(tx *sql.Tx) error {
+		uid, err := userID(ctx, tx, username)
+		if err != nil {
+			return err
+		}
+		if reset {
+			if _, err := tx.ExecContext(ctx, deleteTokenOfUserSQL, uid); err != nil {
+				return err
+			}
+		}
+		err = tx.QueryRowContext(ctx, tokenOfUserSQL, uid).Scan(&key)
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		key = generateKey()
+		if _, err := tx.ExecContext(ctx, insertTokenSQL, key, time.Now().UTC().Format(djangoTime), uid); err != nil {
+			return fmt.Errorf("inserting token: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return key, nil
+}
+
+func (d *database) deleteTokenByKey(ctx context.Context, key string) (bool, error) {
 	h, err := d.use(ctx)
 	if err != nil {
 		return false, err
 	}
 	defer h.release()
-	tx, err := h.db.BeginTx(ctx, nil)
+	res, err := h.db.ExecContext(ctx, deleteTokenByKeySQL, key)
 	if err != nil {
-		return false, err
-	}
-	defer tx.Rollback()
-	uid, err := userID(ctx, tx, username)
-	if err != nil {
-		return false, err
-	}
-	res, err := tx.ExecContext(ctx, `DELETE FROM "authtoken_token" WHERE "user_id" = ?`, uid)
-	if err != nil {
-		return false, err
+		return false, storeerr.Unavailable("sqlite delete", err)
 	}
 	n, _ := res.RowsAffected()
-	return n > 0, tx.Commit()
+	return n > 0, nil
+}
+
+func (d *database) setPassword(ctx context.Context, username, encoded string) error {
+	h, err := d.use(ctx)
+	if err != nil {
+		return err
+	}
+	defer h.release()
+	res, err := h.db.ExecContext(ctx, setPasswordSQL, encoded, username)
+	if err != nil {
+		return storeerr.Unavailable("sqlite set password", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("user %s: %w", username, store.ErrNoUser)
+	}
+	return nil
+}
+
+func (d *database) addUser(ctx context.Context, u store.NewUser) error {
+	return d.inTx(ctx, "sqlite add user", func(tx *sql.Tx) error {
+		var exists bool
+		if err := tx.QueryRowContext(ctx, userExistsSQL, u.Username).Scan(&exists); err != nil {
+			return err
+		}
+		if exists {
+			return fmt.Errorf("user %s: %w", u.Username, store.ErrUserExists)
+		}
+		_, err := tx.ExecContext(ctx, insertUserSQL,
+			u.Password, u.Username, u.Active, time.Now().UTC().Format(djangoTime))
+		if err != nil {
+			return fmt.Errorf("inserting user: %w", err)
+		}
+		return nil
+	})
+}
+
+func (d *database) deleteUserToken(ctx context.Context, username string) (bool, error) {
+	var deleted bool
+	err := d.inTx(ctx, "sqlite delete token", func(tx *sql.Tx) error {
+		uid, err := userID(ctx, tx, username)
+		if err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, deleteTokenOfUserSQL, uid)
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		deleted = n > 0
+		return nil
+	})
+	return deleted, err
 }
 
 func (d *database) listTokens(ctx context.Context) ([]store.Token, error) {
@@ -257,9 +329,9 @@ func (d *database) listTokens(ctx context.Context) ([]store.Token, error) {
 		return nil, err
 	}
 	defer h.release()
-	rows, err := h.db.QueryContext(ctx, `SELECT "auth_user"."username", "authtoken_token"."key", CAST("authtoken_token"."created" AS TEXT) FROM "authtoken_token" INNER JOIN "auth_user" ON ("authtoken_token"."user_id" = "auth_user"."id") ORDER BY "auth_user"."username"`)
+	rows, err := h.db.QueryContext(ctx, listTokensSQL)
 	if err != nil {
-		return nil, err
+		return nil, storeerr.Unavailable("sqlite list", err)
 	}
 	defer rows.Close()
 	var out []store.Token
@@ -267,12 +339,12 @@ func (d *database) listTokens(ctx context.Context) ([]store.Token, error) {
 		var t store.Token
 		var created string
 		if err := rows.Scan(&t.Username, &t.Key, &created); err != nil {
-			return nil, err
+			return nil, storeerr.Unavailable("sqlite list", err)
 		}
 		t.Created = parseDjangoTime(created)
 		out = append(out, t)
 	}
-	return out, rows.Err()
+	return out, storeerr.Unavailable("sqlite list", rows.Err())
 }
 
 // parseDjangoTime reads a datetime as Django's SQLite backend stores it; a
@@ -285,46 +357,4 @@ func parseDjangoTime(s string) time.Time {
 		}
 	}
 	return time.Time{}
-}
-
-func (d *database) addUser(ctx context.Context, u store.NewUser) error {
-	h, err := d.use(ctx)
-	if err != nil {
-		return err
-	}
-	defer h.release()
-	tx, err := h.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM "auth_user" WHERE "username" = ?`, u.Username).Scan(&n); err != nil {
-		return err
-	}
-	if n > 0 {
-		return fmt.Errorf("user %s: %w", u.Username, store.ErrUserExists)
-	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO "auth_user" ("password", "last_login", "is_superuser", "username", "last_name", "email", "is_staff", "is_active", "date_joined", "first_name") VALUES (?, NULL, 0, ?, '', '', 0, ?, ?, '')`,
-		u.Password, u.Username, u.Active, time.Now().UTC().Format(djangoTime))
-	if err != nil {
-		return fmt.Errorf("inserting user: %w", err)
-	}
-	return tx.Commit()
-}
-
-func (d *database) setPassword(ctx context.Context, username, encoded string) error {
-	h, err := d.use(ctx)
-	if err != nil {
-		return err
-	}
-	defer h.release()
-	res, err := h.db.ExecContext(ctx, `UPDATE "auth_user" SET "password" = ? WHERE "username" = ?`, encoded, username)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("user %s: %w", username, store.ErrNoUser)
-	}
-	return nil
 }

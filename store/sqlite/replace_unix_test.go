@@ -91,7 +91,7 @@ func newReplacementFixture(t *testing.T, tc replacementCase) *replacementFixture
 	if err := f.s.AddUser(ctx, store.NewUser{Username: "alice", Password: "!", Active: true}); err != nil {
 		t.Fatal(err)
 	}
-	key, err := f.s.CreateToken(ctx, "alice", false)
+	key, err := f.s.TokenFor(ctx, "alice", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestReplacedFileIsReopened(t *testing.T) {
 				t.Fatal(err)
 			}
 			// The new file is served, not only the old one hidden.
-			if _, err := f.s.CreateToken(context.Background(), "alice", false); err != nil {
+			if _, err := f.s.TokenFor(context.Background(), "alice", false); err != nil {
 				t.Fatalf("writing to the new file: %v", err)
 			}
 		})

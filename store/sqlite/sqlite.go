@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -16,15 +15,13 @@ import (
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
 	"github.com/tokenauth/caddy-tokenauth/store"
+	"github.com/tokenauth/caddy-tokenauth/store/internal/caddyfileopt"
+	"github.com/tokenauth/caddy-tokenauth/store/internal/subscribe"
 )
 
 func init() {
 	caddy.RegisterModule(SQLite{})
 }
-
-// DefaultQueryTimeout bounds one lookup, including the wait for a lock held
-// by another writer (SQLite's busy timeout).
-const DefaultQueryTimeout = 2 * time.Second
 
 // SQLite is a store in an SQLite file with Django's auth_user and
 // authtoken_token tables: a Django project's db.sqlite3, or the embedded
@@ -60,13 +57,7 @@ type SQLite struct {
 	db      *database
 	poolKey string
 
-	stops *stopList // this module's watches, stopped at Cleanup
-}
-
-// stopList collects the stop functions of a module's watches.
-type stopList struct {
-	mu  sync.Mutex
-	fns []func()
+	stops *subscribe.StopList // this module's watches, stopped at Cleanup
 }
 
 // CaddyModule returns the Caddy module information.
@@ -100,7 +91,7 @@ func (s *SQLite) Provision(caddy.Context) error {
 	}
 	timeout := time.Duration(s.QueryTimeout)
 	if timeout <= 0 {
-		timeout = DefaultQueryTimeout
+		timeout = store.DefaultQueryTimeout
 	}
 	s.poolKey = abs + "\x00" + strconv.FormatInt(int64(timeout), 10) + "\x00" + strconv.FormatBool(create)
 	v, _, err := databases.LoadOrNew(s.poolKey, func() (caddy.Destructor, error) {
@@ -111,21 +102,13 @@ func (s *SQLite) Provision(caddy.Context) error {
 		return err
 	}
 	s.db = v.(*database)
-	s.stops = new(stopList)
+	s.stops = new(subscribe.StopList)
 	return nil
 }
 
 // Cleanup stops this module's watches and releases the shared database.
 func (s *SQLite) Cleanup() error {
-	if s.stops != nil {
-		s.stops.mu.Lock()
-		stops := s.stops.fns
-		s.stops.fns = nil
-		s.stops.mu.Unlock()
-		for _, stop := range stops {
-			stop()
-		}
-	}
+	s.stops.StopAll()
 	if s.poolKey == "" {
 		return nil
 	}
@@ -141,44 +124,15 @@ func (s *SQLite) Cleanup() error {
 //		query_timeout <duration>
 //	}
 func (s *SQLite) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // the store kind
-	if d.NextArg() {
-		s.Path = d.Val()
-	}
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for d.NextBlock(0) {
-		switch d.Val() {
-		case "path":
-			if !d.Args(&s.Path) {
-				return d.ArgErr()
-			}
+	return caddyfileopt.Block(d, "path", &s.Path, func(name string) error {
+		switch name {
 		case "create":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			s.Create = true
+			return caddyfileopt.Flag(d, &s.Create)
 		case "query_timeout":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(d.Val())
-			if err != nil {
-				return d.Errf("query_timeout %q: %v", d.Val(), err)
-			}
-			if dur <= 0 {
-				return d.Errf("query_timeout must be positive, got %s", d.Val())
-			}
-			s.QueryTimeout = caddy.Duration(dur)
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-		default:
-			return d.Errf("unrecognized sqlite store option '%s'", d.Val())
+			return caddyfileopt.PositiveDuration(d, &s.QueryTimeout)
 		}
-	}
-	return nil
+		return d.Errf("unrecognized sqlite store option '%s'", name)
+	})
 }
 
 // Watch implements store.Watcher: commits to the file by any other
@@ -187,9 +141,7 @@ func (s *SQLite) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // file taking its place, or its removal (see checkFile).
 func (s *SQLite) Watch(flush func(), live func() bool) (stop func(), pushed bool) {
 	stop = s.db.watch(flush, live)
-	s.stops.mu.Lock()
-	s.stops.fns = append(s.stops.fns, stop)
-	s.stops.mu.Unlock()
+	s.stops.Add(stop)
 	return stop, true
 }
 
@@ -198,39 +150,46 @@ func (s *SQLite) Lookup(ctx context.Context, key string) (store.Identity, error)
 	return s.db.lookup(ctx, key)
 }
 
-// User implements store.Store.
-func (s *SQLite) User(ctx context.Context, username string) (store.User, error) {
-	return s.db.user(ctx, username)
+// UserByName implements store.Logins.
+func (s *SQLite) UserByName(ctx context.Context, username string) (store.User, error) {
+	return s.db.userByName(ctx, username)
 }
 
-// DeleteKey implements store.Store.
-func (s *SQLite) DeleteKey(ctx context.Context, key string) (bool, error) {
-	return s.db.deleteKey(ctx, key)
+// TokenFor implements store.Logins.
+func (s *SQLite) TokenFor(ctx context.Context, username string, reset bool) (string, error) {
+	return s.db.tokenFor(ctx, username, reset)
 }
 
-// CreateToken implements store.Store.
-func (s *SQLite) CreateToken(ctx context.Context, username string, reset bool) (string, error) {
-	return s.db.createToken(ctx, username, reset)
+// DeleteTokenByKey implements store.Logins.
+func (s *SQLite) DeleteTokenByKey(ctx context.Context, key string) (bool, error) {
+	return s.db.deleteTokenByKey(ctx, key)
 }
 
-// DeleteToken implements store.Store.
-func (s *SQLite) DeleteToken(ctx context.Context, username string) (bool, error) {
-	return s.db.deleteToken(ctx, username)
+// SetPassword implements store.Logins.
+func (s *SQLite) SetPassword(ctx context.Context, username, encoded string) error {
+	return s.db.setPassword(ctx, username, encoded)
 }
 
-// ListTokens implements store.Store.
-func (s *SQLite) ListTokens(ctx context.Context) ([]store.Token, error) {
-	return s.db.listTokens(ctx)
-}
-
-// AddUser implements store.Store.
+// AddUser implements store.Admin.
 func (s *SQLite) AddUser(ctx context.Context, u store.NewUser) error {
 	return s.db.addUser(ctx, u)
 }
 
-// SetPassword implements store.Store.
-func (s *SQLite) SetPassword(ctx context.Context, username, encoded string) error {
-	return s.db.setPassword(ctx, username, encoded)
+// DeleteUserToken implements store.Admin.
+func (s *SQLite) DeleteUserToken(ctx context.Context, username string) (bool, error) {
+	return s.db.deleteUserToken(ctx, username)
+}
+
+// ListTokens implements store.Admin.
+func (s *SQLite) ListTokens(ctx context.Context) ([]store.Token, error) {
+	return s.db.listTokens(ctx)
+}
+
+// Migrate implements store.Admin: the tables that are missing from the
+// file are created (whatever the create option says, which decides
+// whether Provision may create the file and the tables itself).
+func (s *SQLite) Migrate(ctx context.Context) error {
+	return s.db.migrateTables(ctx)
 }
 
 // open opens the file, creating it and the tables if asked to, and prepares
@@ -269,6 +228,8 @@ func open(path string, create bool, timeout time.Duration) (*database, error) {
 // Interface guards
 var (
 	_ store.Store           = (*SQLite)(nil)
+	_ store.Logins          = (*SQLite)(nil)
+	_ store.Admin           = (*SQLite)(nil)
 	_ store.Watcher         = (*SQLite)(nil)
 	_ caddy.Provisioner     = (*SQLite)(nil)
 	_ caddy.CleanerUpper    = (*SQLite)(nil)

@@ -2,9 +2,10 @@ package sqlite
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tokenauth/caddy-tokenauth/store/internal/subscribe"
 )
 
 // pollInterval is how often a watched file is checked for commits made by
@@ -16,78 +17,24 @@ const pollInterval = 25 * time.Millisecond
 // firstReadTimeout bounds the read of the starting version in Provision.
 const firstReadTimeout = 250 * time.Millisecond
 
-// watchers runs one poller per open file while anyone watches it.
+// watchers are the subscribers of one open file, and its poller, which
+// runs while anyone watches.
 type watchers struct {
-	mu    sync.Mutex
-	fns   map[int]watcher
-	next  int
-	quit  chan struct{}
-	done  chan struct{}
+	subscribe.Registry
 	polls atomic.Int64 // PRAGMA data_version reads, for tests
-}
-
-// watcher is one subscription: flush on a change; live tells whether it
-// holds anything a change could make stale (nil: always).
-type watcher struct {
-	flush func()
-	live  func() bool
 }
 
 // watch registers flush and starts the poller if it is not running.
 func (d *database) watch(flush func(), live func() bool) (stop func()) {
-	w := &d.watchers
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.fns == nil {
-		w.fns = make(map[int]watcher)
-	}
-	id := w.next
-	w.next++
-	w.fns[id] = watcher{flush, live}
-	if w.quit == nil {
-		w.quit, w.done = make(chan struct{}), make(chan struct{})
+	return d.watchers.Add(subscribe.Subscriber{Flush: flush, Live: live}, func() func() {
+		quit, done := make(chan struct{}), make(chan struct{})
 		v, h := d.firstVersion()
-		go d.poll(v, h, w.quit, w.done)
-	}
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			w.mu.Lock()
-			delete(w.fns, id)
-			var quit, done chan struct{}
-			if len(w.fns) == 0 && w.quit != nil {
-				quit, done = w.quit, w.done
-				w.quit, w.done = nil, nil
-			}
-			w.mu.Unlock()
-			if quit != nil {
-				close(quit)
-				<-done
-			}
-		})
-	}
-}
-
-// notify calls every registered flush.
-func (w *watchers) notify() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, f := range w.fns {
-		f.flush()
-	}
-}
-
-// live reports whether any subscriber holds something a change could make
-// stale.
-func (w *watchers) live() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, f := range w.fns {
-		if f.live == nil || f.live() {
-			return true
+		go d.poll(v, h, quit, done)
+		return func() {
+			close(quit)
+			<-done
 		}
-	}
-	return false
+	})
 }
 
 // firstVersion reads the version the poller starts from, before anyone
@@ -142,11 +89,11 @@ func (d *database) poll(last int64, lastH *handle, quit, done chan struct{}) {
 			return
 		case <-tick.C:
 		}
-		if last < 0 || d.watchers.live() {
+		if last < 0 || d.watchers.Live() {
 			d.checkFile(true)
 			v, h, err := d.dataVersion(ctx)
 			if err != nil || v != last || h != lastH {
-				d.watchers.notify()
+				d.watchers.Flush()
 			}
 			if err == nil {
 				last, lastH = v, h
@@ -181,7 +128,7 @@ func (d *database) dataVersion(ctx context.Context) (int64, *handle, error) {
 	}
 	d.watchers.polls.Add(1)
 	var v int64
-	err := d.watchConn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v)
+	err := d.watchConn.QueryRowContext(ctx, dataVersionSQL).Scan(&v)
 	return v, d.watchH, err
 }
 

@@ -233,11 +233,7 @@ func TestWatchStopsCalling(t *testing.T) {
 	polls := &s.db.watchers.polls
 	awaitWatch(t, "the poller under way", atLeast(polls, polls.Load()+3))
 	stop()
-	w := &s.db.watchers
-	w.mu.Lock()
-	running := w.quit != nil
-	w.mu.Unlock()
-	if running {
+	if s.db.watchers.Running() {
 		t.Fatal("the poller runs on with no subscriber")
 	}
 	other, err := sql.Open("sqlite", path)

@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
+
+	"github.com/tokenauth/caddy-tokenauth/store/internal/subscribe"
 )
 
 // Changes are pushed to every Caddy sharing the database with
@@ -30,31 +31,6 @@ BEGIN
 	RETURN NULL;
 END
 `
-
-// The notify option's DDL and the queries about it, with {notify_fn},
-// {auth_user} and {authtoken_token} where the (possibly schema-qualified)
-// names go.
-const (
-	notifyFunctionSQL = `CREATE OR REPLACE FUNCTION {notify_fn}() RETURNS trigger LANGUAGE plpgsql AS $token_auth$` + notifyBody + `$token_auth$`
-	// Any change to a token can revoke one (or, for an insert, make a
-	// key known that a cache holds as unknown).
-	tokenTriggerSQL = `CREATE TRIGGER "` + notifyTrigger + `" AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {authtoken_token} FOR EACH STATEMENT EXECUTE FUNCTION {notify_fn}()`
-	// Only the columns of an identity: Django's login updates last_login
-	// alone (update_fields), which must not empty every cache. A new user
-	// has no token yet.
-	userTriggerSQL = `CREATE TRIGGER "` + notifyTrigger + `" AFTER UPDATE OF "id", "username", "is_active" OR DELETE OR TRUNCATE ON {auth_user} FOR EACH STATEMENT EXECUTE FUNCTION {notify_fn}()`
-
-	functionSourceSQL = `SELECT coalesce((SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure($1)), '')`
-	triggerExistsSQL  = `SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = '` + notifyTrigger + `' AND NOT tgisinternal)`
-	// triggersPresentSQL: both tables carry an enabled trigger of ours
-	// that runs our function.
-	triggersPresentSQL = `SELECT count(DISTINCT t.tgrelid) = 2 FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid WHERE t.tgrelid IN (to_regclass($1), to_regclass($2)) AND t.tgname = '` + notifyTrigger + `' AND p.proname = '` + notifyFunction + `' AND t.tgenabled <> 'D'`
-
-	// notifySQL is what the store's own writes send, with or without
-	// triggers: in the same transaction and with the same payload as a
-	// trigger's, PostgreSQL delivers one notification, at commit.
-	notifySQL = `SELECT pg_notify('` + channel + `', 'authtoken_token')`
-)
 
 // installTriggers creates the trigger function (replaced only when its
 // body differs) and the triggers that are missing, in tx, which holds the
@@ -124,34 +100,8 @@ func (s *Postgres) Watch(flush func(), live func() bool) (stop func(), pushed bo
 		return func() {}, false
 	}
 	stop = s.shared.listener.watch(flush, s.logger, s.secrets)
-	s.stops.add(stop)
+	s.stops.Add(stop)
 	return stop, s.Notify || s.db.triggers.Load()
-}
-
-// stopList collects the stop functions of a module's watches.
-type stopList struct {
-	mu  sync.Mutex
-	fns []func()
-}
-
-func (l *stopList) add(stop func()) {
-	l.mu.Lock()
-	l.fns = append(l.fns, stop)
-	l.mu.Unlock()
-}
-
-// stopAll stops every watch of the module; nil is an empty list.
-func (l *stopList) stopAll() {
-	if l == nil {
-		return
-	}
-	l.mu.Lock()
-	fns := l.fns
-	l.fns = nil
-	l.mu.Unlock()
-	for _, stop := range fns {
-		stop()
-	}
 }
 
 // The listener's pace: how long it waits for a connection, LISTEN or a
@@ -171,80 +121,36 @@ const (
 type listener struct {
 	config *pgx.ConnConfig // copied for each connection
 
-	mu     sync.Mutex
-	fns    map[uint64]func()
-	next   uint64
-	cancel context.CancelFunc // of the running loop, nil when none runs
-	done   chan struct{}
-	closed bool // the pool is gone
+	subs subscribe.Registry // the watches, and the loop while there are any
 
 	listens atomic.Int64 // successful LISTENs, for tests
 }
 
 func newListener(config *pgx.ConnConfig) *listener {
-	return &listener{config: config, fns: make(map[uint64]func())}
+	return &listener{config: config}
 }
 
 // watch registers flush and starts the loop if it is not running.
 func (l *listener) watch(flush func(), logger *zap.Logger, secrets []string) (stop func()) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return func() {}
-	}
-	id := l.next
-	l.next++
-	l.fns[id] = flush
-	if l.cancel == nil {
+	return l.subs.Add(subscribe.Subscriber{Flush: flush}, func() func() {
 		if logger == nil {
 			logger = zap.NewNop()
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		l.cancel, l.done = cancel, make(chan struct{})
-		go l.run(ctx, l.done, logger, secrets)
-	}
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			l.mu.Lock()
-			delete(l.fns, id)
-			var cancel context.CancelFunc
-			var done chan struct{}
-			if len(l.fns) == 0 {
-				cancel, done = l.cancel, l.done
-				l.cancel, l.done = nil, nil
-			}
-			l.mu.Unlock()
-			if cancel != nil {
-				cancel()
-				<-done
-			}
-		})
-	}
+		done := make(chan struct{})
+		go l.run(ctx, done, logger, secrets)
+		return func() {
+			cancel()
+			<-done
+		}
+	})
 }
 
 // shutdown stops the loop for good, whoever still watches.
-func (l *listener) shutdown() {
-	l.mu.Lock()
-	l.closed = true
-	clear(l.fns)
-	cancel, done := l.cancel, l.done
-	l.cancel, l.done = nil, nil
-	l.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
-}
+func (l *listener) shutdown() { l.subs.Close() }
 
 // flush calls every registered flush.
-func (l *listener) flush() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, f := range l.fns {
-		f()
-	}
-}
+func (l *listener) flush() { l.subs.Flush() }
 
 // run keeps a LISTEN going until ctx ends: after any error it flushes
 // (a change may have gone unnoticed), waits, and tries again.
@@ -298,7 +204,7 @@ func (l *listener) session(ctx context.Context, logger *zap.Logger, recovering b
 		cancel()
 	}()
 	cctx, cancel = context.WithTimeout(ctx, listenTimeout)
-	_, err = conn.Exec(cctx, `LISTEN "`+channel+`"`)
+	_, err = conn.Exec(cctx, listenSQL)
 	cancel()
 	if err != nil {
 		return false, fmt.Errorf("LISTEN %s: %w", channel, err)

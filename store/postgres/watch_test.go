@@ -378,16 +378,16 @@ func TestStoreWritesNotifyWithoutTriggers(t *testing.T) {
 		t.Error("without triggers Watch says changes are pushed")
 	}
 	ctx := context.Background()
-	key, _ := writer.CreateToken(ctx, "user0", false)
+	key, _ := writer.TokenFor(ctx, "user0", false)
 
 	for _, w := range []struct {
 		name   string
 		change func() error
 	}{
-		{"DeleteKey (logout)", func() error { _, err := writer.DeleteKey(ctx, key); return err }},
-		{"CreateToken with reset", func() error { _, err := writer.CreateToken(ctx, "user1", true); return err }},
-		{"CreateToken of a user without a token", func() error { _, err := writer.CreateToken(ctx, "user0", false); return err }},
-		{"DeleteToken", func() error { _, err := writer.DeleteToken(ctx, "user2"); return err }},
+		{"DeleteTokenByKey (logout)", func() error { _, err := writer.DeleteTokenByKey(ctx, key); return err }},
+		{"TokenFor with reset", func() error { _, err := writer.TokenFor(ctx, "user1", true); return err }},
+		{"TokenFor of a user without a token", func() error { _, err := writer.TokenFor(ctx, "user0", false); return err }},
+		{"DeleteUserToken", func() error { _, err := writer.DeleteUserToken(ctx, "user2"); return err }},
 	} {
 		f.drain()
 		if err := w.change(); err != nil {
@@ -405,11 +405,11 @@ func TestStoreWritesNotifyWithoutTriggers(t *testing.T) {
 		t.Error("a change by Django flushed without triggers")
 	}
 	f.drain()
-	if _, err := writer.DeleteKey(ctx, strings.Repeat("0", 40)); err != nil {
+	if _, err := writer.DeleteTokenByKey(ctx, strings.Repeat("0", 40)); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := f.wait(200 * time.Millisecond); ok {
-		t.Error("DeleteKey of an unknown key flushed")
+		t.Error("DeleteTokenByKey of an unknown key flushed")
 	}
 }
 
@@ -436,7 +436,7 @@ func TestListenerReconnectsAfterServerRestart(t *testing.T) {
 		t.Fatal("Watch with notify says changes are not pushed")
 	}
 	ctx := context.Background()
-	if _, err := s.DeleteToken(ctx, "john"); err != nil {
+	if _, err := s.DeleteUserToken(ctx, "john"); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := f.wait(time.Second); !ok {
@@ -586,9 +586,7 @@ func TestPoolDestructStopsTheListener(t *testing.T) {
 	defer stop()
 	// A loop would have been started by now (a goroutine that has not
 	// run yet does not show in the stack dump that checkListeners reads).
-	l.mu.Lock()
-	started, registered := l.cancel != nil, len(l.fns)
-	l.mu.Unlock()
+	started, registered := l.subs.Running(), l.subs.Len()
 	if started || registered != 0 {
 		t.Errorf("a watch of a closed pool: loop started %v, %d flush functions registered; want none", started, registered)
 	}

@@ -1,0 +1,65 @@
+// Package caddyfileopt reads what the Caddyfile blocks of every store have
+// in common: `store <kind> [<arg>] { … }`, options without arguments, and
+// durations that must be positive. It is Caddyfile glue shared by the
+// store modules, with the messages they give.
+package caddyfileopt
+
+import (
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+// Block reads a store's block, `<kind> [<arg>] { … }` (the rest of the
+// handler's `store` line): its one optional argument into *arg, then each
+// option in the block. An option
+// named argName sets *arg from its one argument; any other is read by
+// option, called with the dispenser on the option's name.
+func Block(d *caddyfile.Dispenser, argName string, arg *string, option func(name string) error) error {
+	d.Next() // the store kind
+	if d.NextArg() {
+		*arg = d.Val()
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		if name := d.Val(); name != argName {
+			if err := option(name); err != nil {
+				return err
+			}
+		} else if !d.Args(arg) {
+			return d.ArgErr()
+		}
+	}
+	return nil
+}
+
+// Flag reads an option that takes no argument, such as create: it sets *v.
+func Flag(d *caddyfile.Dispenser, v *bool) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	*v = true
+	return nil
+}
+
+// PositiveDuration reads an option's one argument, a Caddy duration
+// greater than zero, into *v.
+func PositiveDuration(d *caddyfile.Dispenser, v *caddy.Duration) error {
+	name := d.Val()
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	dur, err := caddy.ParseDuration(d.Val())
+	if err != nil {
+		return d.Errf("%s %q: %v", name, d.Val(), err)
+	}
+	if dur <= 0 {
+		return d.Errf("%s must be positive, got %s", name, d.Val())
+	}
+	*v = caddy.Duration(dur)
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}

@@ -1,0 +1,171 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tokenauth/caddy-tokenauth/store"
+	"github.com/tokenauth/caddy-tokenauth/store/storetest"
+)
+
+func TestContract(t *testing.T) {
+	storetest.Run(t, contractFixture)
+}
+
+// contractFixture is a store on a fresh schema made with create, and a
+// connection of the test's own to the same database.
+func contractFixture(t *testing.T) *storetest.Fixture {
+	s := newStore(t)
+	conn := admin(t, testDSN(t))
+	ctx := context.Background()
+	return &storetest.Fixture{
+		Store:      s,
+		Schema:     func(t *testing.T) string { return pgSchema(t, conn, s) },
+		WantSchema: djangoPGSchema(s.Schema),
+		DropTables: func(t *testing.T) {
+			t.Helper()
+			if _, err := conn.Exec(ctx, `DROP TABLE `+s.db.authToken+`, `+s.db.authUser); err != nil {
+				t.Fatal(err)
+			}
+		},
+		UserID: func(t *testing.T, username string) string {
+			t.Helper()
+			var id string
+			if err := conn.QueryRow(ctx, `SELECT id::text FROM `+s.db.authUser+` WHERE username = $1`, username).Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			return id
+		},
+		UserRow: func(t *testing.T, username string) map[string]string {
+			t.Helper()
+			var (
+				password, first, last, email string
+				superuser, staff, active     bool
+				lastLogin                    *time.Time
+				joined                       time.Time
+			)
+			err := conn.QueryRow(ctx, `SELECT password, last_login, is_superuser, first_name, last_name, email, is_staff, is_active, date_joined FROM `+s.db.authUser+` WHERE username = $1`, username).
+				Scan(&password, &lastLogin, &superuser, &first, &last, &email, &staff, &active, &joined)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ll := "NULL"
+			if lastLogin != nil {
+				ll = lastLogin.Format(time.RFC3339Nano)
+			}
+			return map[string]string{
+				"password": password, "last_login": ll, "is_superuser": fmt.Sprint(superuser),
+				"first_name": first, "last_name": last, "email": email,
+				"is_staff": fmt.Sprint(staff), "is_active": fmt.Sprint(active), "date_joined": joined.Format(time.RFC3339Nano),
+			}
+		},
+		TokenRow: func(t *testing.T, username string) (string, bool) {
+			t.Helper()
+			var key string
+			var created time.Time
+			var userID int64
+			err := conn.QueryRow(ctx, `SELECT t."key", t."created", t."user_id" FROM `+s.db.authToken+` t JOIN `+s.db.authUser+` u ON u."id" = t."user_id" WHERE u."username" = $1`, username).
+				Scan(&key, &created, &userID)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return "", false
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return fmt.Sprintf("%s %s %d", key, created.Format(time.RFC3339Nano), userID), true
+		},
+		SetGenerateKey: func(t *testing.T, gen func() string) {
+			generateKey = gen
+			t.Cleanup(func() { generateKey = store.GenerateKey })
+		},
+		Stopped: func(t *testing.T) (storetest.Store, string) {
+			t.Helper()
+			cluster := startPrivateCluster(t)
+			s, err := load(t, map[string]any{"dsn": cluster.dsn, "schema": freshSchema(t, cluster.dsn), "create": true, "query_timeout": "1s"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			addUser(t, s, "alice", true)
+			key := createToken(t, s, "alice")
+			cluster.stop(t)
+			return s, key
+		},
+	}
+}
+
+// What `pg_dump` shows of the tables Django 4.2 and 5.2 make
+// (reference/drf-behaviour.md §2.7, §3.1), in schema.
+func djangoPGSchema(schema string) string {
+	return `columns:
+auth_user.id integer NOT NULL identity BY DEFAULT
+auth_user.password character varying(128) NOT NULL
+auth_user.last_login timestamp with time zone NULL
+auth_user.is_superuser boolean NOT NULL
+auth_user.username character varying(150) NOT NULL
+auth_user.first_name character varying(150) NOT NULL
+auth_user.last_name character varying(150) NOT NULL
+auth_user.email character varying(254) NOT NULL
+auth_user.is_staff boolean NOT NULL
+auth_user.is_active boolean NOT NULL
+auth_user.date_joined timestamp with time zone NOT NULL
+authtoken_token.key character varying(40) NOT NULL
+authtoken_token.created timestamp with time zone NOT NULL
+authtoken_token.user_id integer NOT NULL
+indexes:
+auth_user_pkey: CREATE UNIQUE INDEX auth_user_pkey ON USING btree (id)
+auth_user_username_6821ab7c_like: CREATE INDEX auth_user_username_6821ab7c_like ON USING btree (username varchar_pattern_ops)
+auth_user_username_key: CREATE UNIQUE INDEX auth_user_username_key ON USING btree (username)
+authtoken_token_key_10f0b77e_like: CREATE INDEX authtoken_token_key_10f0b77e_like ON USING btree (key varchar_pattern_ops)
+authtoken_token_pkey: CREATE UNIQUE INDEX authtoken_token_pkey ON USING btree (key)
+authtoken_token_user_id_key: CREATE UNIQUE INDEX authtoken_token_user_id_key ON USING btree (user_id)
+foreign keys:
+authtoken_token_user_id_35299eff_fk_auth_user_id: FOREIGN KEY (user_id) REFERENCES ` + schema + `.auth_user(id) DEFERRABLE INITIALLY DEFERRED
+identity sequence: ` + schema + `.auth_user_id_seq
+`
+}
+
+// pgSchema describes the tables of s's schema as djangoPGSchema does:
+// columns, indexes and constraints by the names Django gives them, and
+// the identity sequence.
+func pgSchema(t *testing.T, conn *pgx.Conn, s *Postgres) string {
+	t.Helper()
+	ctx := context.Background()
+	var b strings.Builder
+	lines := func(title, query string, args ...any) {
+		t.Helper()
+		rows, err := conn.Query(ctx, query, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.WriteString(title + ":\n")
+		for _, l := range got {
+			b.WriteString(l + "\n")
+		}
+	}
+	lines("columns", `SELECT table_name || '.' || column_name || ' ' || data_type || coalesce('(' || character_maximum_length || ')', '')
+			|| CASE is_nullable WHEN 'NO' THEN ' NOT NULL' ELSE ' NULL' END || coalesce(' identity ' || identity_generation, '')
+		FROM information_schema.columns WHERE table_schema = $1 ORDER BY table_name, ordinal_position`, s.Schema)
+	lines("indexes", `SELECT indexname || ': ' || regexp_replace(indexdef, ' ON [^ ]+ ', ' ON ') FROM pg_indexes WHERE schemaname = $1 ORDER BY indexname`, s.Schema)
+	lines("foreign keys", `SELECT conname || ': ' || pg_get_constraintdef(oid) FROM pg_constraint
+		WHERE contype = 'f' AND connamespace = $1::regnamespace ORDER BY conname`, s.Schema)
+	var seq *string
+	if err := conn.QueryRow(ctx, `SELECT pg_get_serial_sequence($1, 'id')`, s.db.authUser).Scan(&seq); err != nil {
+		seq = nil // no table
+	}
+	if seq != nil {
+		fmt.Fprintf(&b, "identity sequence: %s\n", *seq)
+	} else {
+		b.WriteString("identity sequence: none\n")
+	}
+	return b.String()
+}

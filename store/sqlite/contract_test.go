@@ -1,0 +1,158 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenauth/caddy-tokenauth/store"
+	"github.com/tokenauth/caddy-tokenauth/store/storetest"
+)
+
+// Django's tables as `manage.py migrate` leaves them in sqlite_master
+// (Django 3.2–5.2), written out here rather than taken from the store's
+// own DDL, so that a change to that DDL shows.
+const djangoSQLiteSchema = `index sqlite_autoindex_auth_user_1 on auth_user: NULL
+index sqlite_autoindex_authtoken_token_1 on authtoken_token: NULL
+index sqlite_autoindex_authtoken_token_2 on authtoken_token: NULL
+table auth_user on auth_user: CREATE TABLE "auth_user" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "password" varchar(128) NOT NULL, "last_login" datetime NULL, "is_superuser" bool NOT NULL, "username" varchar(150) NOT NULL UNIQUE, "last_name" varchar(150) NOT NULL, "email" varchar(254) NOT NULL, "is_staff" bool NOT NULL, "is_active" bool NOT NULL, "date_joined" datetime NOT NULL, "first_name" varchar(150) NOT NULL)
+table authtoken_token on authtoken_token: CREATE TABLE "authtoken_token" ("key" varchar(40) NOT NULL PRIMARY KEY, "created" datetime NOT NULL, "user_id" integer NOT NULL UNIQUE REFERENCES "auth_user" ("id") DEFERRABLE INITIALLY DEFERRED)
+`
+
+func TestContract(t *testing.T) {
+	storetest.Run(t, contractFixture)
+}
+
+// contractFixture is a store on a fresh file made with create, and a
+// read-write handle of the test's own on the same file.
+func contractFixture(t *testing.T) *storetest.Fixture {
+	s, path := openStore(t)
+	raw, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	query := func(t *testing.T, q string, args ...any) *sql.Row {
+		t.Helper()
+		return raw.QueryRow(q, args...)
+	}
+	return &storetest.Fixture{
+		Store: s,
+		Schema: func(t *testing.T) string {
+			t.Helper()
+			rows, err := raw.Query(`SELECT "type", "name", "tbl_name", coalesce("sql", 'NULL') FROM sqlite_master WHERE "tbl_name" IN ('auth_user', 'authtoken_token') ORDER BY "type", "name"`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			var b strings.Builder
+			for rows.Next() {
+				var typ, name, table, ddl string
+				if err := rows.Scan(&typ, &name, &table, &ddl); err != nil {
+					t.Fatal(err)
+				}
+				fmt.Fprintf(&b, "%s %s on %s: %s\n", typ, name, table, ddl)
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+			return b.String()
+		},
+		WantSchema: djangoSQLiteSchema,
+		DropTables: func(t *testing.T) {
+			t.Helper()
+			sqlExecOn(t, raw, `DROP TABLE "authtoken_token"`, `DROP TABLE "auth_user"`)
+		},
+		UserID: func(t *testing.T, username string) string {
+			t.Helper()
+			var id string
+			if err := query(t, `SELECT CAST("id" AS TEXT) FROM "auth_user" WHERE "username" = ?`, username).Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			return id
+		},
+		UserRow: func(t *testing.T, username string) map[string]string {
+			t.Helper()
+			var password, lastLogin, first, last, email, joined string
+			var superuser, staff, active bool
+			err := query(t, `SELECT "password", coalesce("last_login", 'NULL'), "is_superuser", "first_name", "last_name", "email", "is_staff", "is_active", CAST("date_joined" AS TEXT) FROM "auth_user" WHERE "username" = ?`, username).
+				Scan(&password, &lastLogin, &superuser, &first, &last, &email, &staff, &active, &joined)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Django's SQLite backend writes "YYYY-MM-DD HH:MM:SS.ffffff", in UTC.
+			at, err := time.Parse(djangoTimeLayout, joined)
+			if err != nil {
+				t.Fatalf("date_joined %q is not as Django writes it: %v", joined, err)
+			}
+			return map[string]string{
+				"password": password, "last_login": lastLogin, "is_superuser": fmt.Sprint(superuser),
+				"first_name": first, "last_name": last, "email": email,
+				"is_staff": fmt.Sprint(staff), "is_active": fmt.Sprint(active), "date_joined": at.Format(time.RFC3339Nano),
+			}
+		},
+		TokenRow: func(t *testing.T, username string) (string, bool) {
+			t.Helper()
+			var key, created, userID string
+			err := query(t, `SELECT t."key", CAST(t."created" AS TEXT), CAST(t."user_id" AS TEXT) FROM "authtoken_token" t JOIN "auth_user" u ON u."id" = t."user_id" WHERE u."username" = ?`, username).
+				Scan(&key, &created, &userID)
+			if errors.Is(err, sql.ErrNoRows) {
+				return "", false
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return key + " " + created + " " + userID, true
+		},
+		SetGenerateKey: func(t *testing.T, gen func() string) {
+			generateKey = gen
+			t.Cleanup(func() { generateKey = store.GenerateKey })
+		},
+		Stopped: func(t *testing.T) (storetest.Store, string) {
+			t.Helper()
+			s, path := openStore(t)
+			ctx := context.Background()
+			if err := s.AddUser(ctx, store.NewUser{Username: "alice", Password: "!", Active: true}); err != nil {
+				t.Fatal(err)
+			}
+			key, err := s.TokenFor(ctx, "alice", false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range []string{path, path + "-wal", path + "-shm"} {
+				if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+					t.Fatal(err)
+				}
+			}
+			// The store notices within a poll interval.
+			for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+				_, err := s.Lookup(ctx, key)
+				if errors.Is(err, store.ErrUnavailable) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("Lookup 2s after the file's removal: %v, want ErrUnavailable", err)
+				}
+			}
+			return s, key
+		},
+	}
+}
+
+// djangoTimeLayout reads what djangoTime writes.
+const djangoTimeLayout = "2006-01-02 15:04:05.999999"
+
+// sqlExecOn runs statements on db.
+func sqlExecOn(t *testing.T, db *sql.DB, stmts ...string) {
+	t.Helper()
+	for _, q := range stmts {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
