@@ -117,6 +117,10 @@ func TestCaddyfileAndJSONRefuseTheSameConfigs(t *testing.T) {
 		{"negative cache size", "cache {\n size -5\n }", `{"cache":{"size":-5}}`, "positive number"},
 		{"cache off with a ttl", "cache off {\n ttl 1s\n }", `{"cache":{"off":true,"ttl":1000000000}}`, "off takes no"},
 		{"cache off with a size", "cache off {\n size 10\n }", `{"cache":{"off":true,"size":10}}`, "off takes no"},
+		{"sqlite: negative query_timeout", "store sqlite {\n query_timeout -1s\n }", `{"store":{"kind":"sqlite","query_timeout":-1000000000}}`, "query_timeout must be positive"},
+		{"postgres: negative query_timeout", "store postgres {\n dsn postgres://h/db\n query_timeout -1s\n }", `{"store":{"kind":"postgres","dsn":"postgres://h/db","query_timeout":-1000000000}}`, "query_timeout must be positive"},
+		{"postgres: negative max_conns", "store postgres {\n dsn postgres://h/db\n max_conns -1\n }", `{"store":{"kind":"postgres","dsn":"postgres://h/db","max_conns":-1}}`, "max_conns must not be negative"},
+		{"postgres: schema not an identifier", "store postgres {\n dsn postgres://h/db\n schema a;b\n }", `{"store":{"kind":"postgres","dsn":"postgres://h/db","schema":"a;b"}}`, "not a plain SQL identifier"},
 		{"valid: everything set", "keyword Bearer\n key_format any\n failure_throttle 20/min\n logout /out\n login /in {\n throttle 5/min\n max_body 1GiB\n body_timeout 2s\n }\n cache {\n ttl 1m\n negative_ttl 2s\n size 10\n }",
 			`{"keyword":"Bearer","key_format":"any","failure_throttle":"20/min","logout":"/out","login":{"path":"/in","throttle":"5/min","max_body":1073741824,"body_timeout":2000000000},"cache":{"ttl":60000000000,"negative_ttl":2000000000,"size":10}}`, ""},
 		{"valid: cache off", "cache off", `{"cache":{"off":true}}`, ""},
@@ -131,7 +135,9 @@ func TestCaddyfileAndJSONRefuseTheSameConfigs(t *testing.T) {
 			if err := json.Unmarshal([]byte(tt.json), &fromJSON); err != nil {
 				t.Fatal(err)
 			}
-			fromJSON.StoreRaw = json.RawMessage(`{"kind":"sqlite","path":"` + path + `"}`)
+			if fromJSON.StoreRaw == nil {
+				fromJSON.StoreRaw = json.RawMessage(`{"kind":"sqlite","path":"` + path + `"}`)
+			}
 			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 			jsonErr := fromJSON.Provision(ctx)
 			fromJSON.Cleanup()
@@ -179,6 +185,23 @@ func TestCaddyfileRefusesRepeatedOptions(t *testing.T) {
 		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in))
 		if err == nil || !strings.Contains(err.Error(), tt.opt+" already specified") || !strings.Contains(err.Error(), "Testfile:4") {
 			t.Errorf("%s %s twice: %v", tt.block, tt.opt, err)
+		}
+	}
+}
+
+// A store's options refuse a repeat too, at the repeat's line.
+func TestCaddyfileRefusesRepeatedStoreOptions(t *testing.T) {
+	for _, tt := range []struct{ kind, opt string }{
+		{"sqlite", "path /a"}, {"sqlite", "create"}, {"sqlite", "query_timeout 1s"},
+		{"postgres", "dsn postgres://h/db"}, {"postgres", "max_conns 5"}, {"postgres", "query_timeout 1s"},
+		{"postgres", "schema app"}, {"postgres", "create"}, {"postgres", "notify"},
+	} {
+		name, _, _ := strings.Cut(tt.opt, " ")
+		in := "token_auth {\n\tstore " + tt.kind + " {\n\t\t" + tt.opt + "\n\t\t" + tt.opt + "\n\t}\n}"
+		var h TokenAuth
+		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in))
+		if err == nil || !strings.Contains(err.Error(), name+" already specified") || !strings.Contains(err.Error(), "Testfile:4") {
+			t.Errorf("%s %s twice: %v", tt.kind, name, err)
 		}
 	}
 }

@@ -141,11 +141,8 @@ func (s *Postgres) provision(ctx context.Context, logger *zap.Logger) error {
 		}
 		return fail(errors.New("no dsn"))
 	}
-	if s.Schema != "" && !schemaName.MatchString(s.Schema) {
-		return fail(fmt.Errorf("schema %q is not a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63 characters)", s.Schema))
-	}
-	if s.MaxConns < 0 {
-		return fail(fmt.Errorf("max_conns must not be negative, got %d", s.MaxConns))
+	if err := s.validate(); err != nil {
+		return fail(err)
 	}
 	timeout := time.Duration(s.QueryTimeout)
 	if timeout <= 0 {
@@ -274,8 +271,10 @@ func (s *Postgres) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.NextArg() {
 				return d.ArgErr()
 			}
+			// Zero is the default in the JSON; the Caddyfile says it by
+			// leaving the option out.
 			n, err := strconv.Atoi(d.Val())
-			if err != nil || n <= 0 {
+			if err != nil || n == 0 {
 				return d.Errf("max_conns must be a positive integer, got %s", d.Val())
 			}
 			s.MaxConns = n
@@ -289,8 +288,8 @@ func (s *Postgres) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.Args(&s.Schema) {
 				return d.ArgErr()
 			}
-			if !schemaName.MatchString(s.Schema) {
-				return d.Errf("schema %q is not a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63 characters)", s.Schema)
+			if d.NextArg() {
+				return d.ArgErr()
 			}
 			return nil
 		case "create":
@@ -299,7 +298,22 @@ func (s *Postgres) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return caddyfileopt.Flag(d, &s.Notify)
 		}
 		return d.Errf("unrecognized postgres store option '%s'", name)
-	})
+	}, s.validate)
+}
+
+// validate holds the rules of the store's config; the Caddyfile (after
+// each option) and Provision both run it. Zero values stand for the
+// defaults.
+func (s *Postgres) validate() error {
+	switch {
+	case s.Schema != "" && !schemaName.MatchString(s.Schema):
+		return fmt.Errorf("schema %q is not a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63 characters)", s.Schema)
+	case s.MaxConns < 0:
+		return fmt.Errorf("max_conns must not be negative, got %d", s.MaxConns)
+	case s.QueryTimeout < 0:
+		return fmt.Errorf("query_timeout must be positive, got %v", time.Duration(s.QueryTimeout))
+	}
+	return nil
 }
 
 // Lookup implements store.Store.

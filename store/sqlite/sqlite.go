@@ -80,6 +80,9 @@ var databases = caddy.NewUsagePool()
 // Provision opens the file (shared through a usage pool) and checks that
 // Django's tables are there.
 func (s *SQLite) Provision(caddy.Context) error {
+	if err := s.validate(); err != nil {
+		return fmt.Errorf("opening sqlite store %s: %w", s.Path, err)
+	}
 	path := caddy.NewReplacer().ReplaceAll(s.Path, "")
 	create := s.Create
 	if path == "" {
@@ -132,7 +135,17 @@ func (s *SQLite) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return caddyfileopt.PositiveDuration(d, &s.QueryTimeout)
 		}
 		return d.Errf("unrecognized sqlite store option '%s'", name)
-	})
+	}, s.validate)
+}
+
+// validate holds the rules of the store's config; the Caddyfile (after
+// each option) and Provision both run it. Zero values stand for the
+// defaults.
+func (s *SQLite) validate() error {
+	if s.QueryTimeout < 0 {
+		return fmt.Errorf("query_timeout must be positive, got %v", time.Duration(s.QueryTimeout))
+	}
+	return nil
 }
 
 // Watch implements store.Watcher: commits to the file by any other

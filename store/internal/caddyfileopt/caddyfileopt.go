@@ -11,24 +11,41 @@ import (
 
 // Block reads a store's block, `<kind> [<arg>] { … }` (the rest of the
 // handler's `store` line): its one optional argument into *arg, then each
-// option in the block. An option
-// named argName sets *arg from its one argument; any other is read by
-// option, called with the dispenser on the option's name.
-func Block(d *caddyfile.Dispenser, argName string, arg *string, option func(name string) error) error {
+// option in the block. An option named argName sets *arg from its one
+// argument; any other is read by option, called with the dispenser on the
+// option's name. An option given twice (the argument too: on the line and
+// in the block) is refused as already specified. After each option, check
+// (the store's validate, which holds its rules) runs, if not nil, so that
+// its error names the line that made the config invalid.
+func Block(d *caddyfile.Dispenser, argName string, arg *string, option func(name string) error, check func() error) error {
 	d.Next() // the store kind
+	seen := make(map[string]bool)
 	if d.NextArg() {
 		*arg = d.Val()
+		seen[argName] = true
 	}
 	if d.NextArg() {
 		return d.ArgErr()
 	}
 	for d.NextBlock(0) {
-		if name := d.Val(); name != argName {
+		name := d.Val()
+		if seen[name] {
+			return d.Errf("%s already specified", name)
+		}
+		seen[name] = true
+		if name != argName {
 			if err := option(name); err != nil {
 				return err
 			}
 		} else if !d.Args(arg) {
 			return d.ArgErr()
+		} else if d.NextArg() {
+			return d.ArgErr()
+		}
+		if check != nil {
+			if err := check(); err != nil {
+				return d.WrapErr(err)
+			}
 		}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package caddyfileopt
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +28,11 @@ func parse(input string) (opts, error) {
 			return PositiveDuration(d, &o.Timeout)
 		}
 		return d.Errf("unrecognized test store option '%s'", name)
+	}, func() error {
+		if o.Path == "/forbidden" {
+			return errors.New("path /forbidden is forbidden")
+		}
+		return nil
 	})
 	return o, err
 }
@@ -50,6 +56,11 @@ func TestBlock(t *testing.T) {
 		{"duration negative", "test {\n query_timeout -1s\n}", opts{}, "query_timeout must be positive, got -1s"},
 		{"duration with two arguments", "test {\n query_timeout 1s 2s\n}", opts{}, "wrong argument count"},
 		{"unknown option", "test {\n bogus\n}", opts{}, "unrecognized test store option 'bogus'"},
+		{"option twice", "test {\n create\n create\n}", opts{}, "create already specified, at Testfile:3"},
+		{"argument on the line and in the block", "test /a {\n path /b\n}", opts{}, "path already specified, at Testfile:2"},
+		{"argument option twice", "test {\n path /a\n path /b\n}", opts{}, "path already specified, at Testfile:3"},
+		{"argument option with two arguments", "test {\n path /a /b\n}", opts{}, "wrong argument count"},
+		{"check after each option, at its line", "test {\n create\n path /forbidden\n query_timeout 1s\n}", opts{}, "path /forbidden is forbidden, at Testfile:3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
