@@ -14,7 +14,7 @@ test:
 
 # Go benchmarks of the request path.
 bench:
-	go test -run '^$$' -bench . -benchmem .
+	go test -run '^$$' -bench . -benchmem . ./internal/...
 
 # Fuzz the header parser for a minute.
 fuzz:

@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
 
+	"github.com/tokenauth/caddy-tokenauth/internal/drf"
 	"github.com/tokenauth/caddy-tokenauth/store"
 )
 
@@ -160,7 +161,7 @@ func (h *TokenAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if d.NextArg() {
 				return d.ArgErr()
 			}
-			if _, err := parseRate(h.FailureThrottle); err != nil {
+			if _, err := drf.ParseRate(h.FailureThrottle); err != nil {
 				return d.Errf("failure_throttle: %v", err)
 			}
 		default:
@@ -212,7 +213,7 @@ func (l *Login) unmarshalBlock(d *caddyfile.Dispenser) error {
 			if !d.Args(&l.Throttle) {
 				return d.ArgErr()
 			}
-			if _, err := parseRate(l.Throttle); err != nil {
+			if _, err := drf.ParseRate(l.Throttle); err != nil {
 				return d.Errf("throttle: %v", err)
 			}
 		case "max_body":

@@ -17,6 +17,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/tokenauth/caddy-tokenauth/internal/drf"
+	"github.com/tokenauth/caddy-tokenauth/internal/throttle"
 	"github.com/tokenauth/caddy-tokenauth/password"
 	"github.com/tokenauth/caddy-tokenauth/store"
 )
@@ -52,7 +54,7 @@ type Login struct {
 	// Django project that manages its own hashes.
 	UpgradeHashes bool `json:"upgrade_hashes,omitempty"`
 
-	throttle *throttle
+	throttle *throttle.Throttle
 }
 
 // defaultMaxBody limits login request bodies.
@@ -173,8 +175,8 @@ func negotiate(r *http.Request) (ok bool, indent int) {
 func (h *TokenAuth) serveLogin(w http.ResponseWriter, r *http.Request, indent int) error {
 	w.Header().Set("Allow", loginAllow)
 	if t := h.Login.throttle; t != nil {
-		if wait := t.allow(h.clientIP(r)); wait > 0 {
-			detail, retry := throttledDetail(wait)
+		if wait := t.Allow(h.clientIP(r)); wait > 0 {
+			detail, retry := drf.ThrottledDetail(wait)
 			w.Header().Set("Retry-After", retry)
 			writeJSON(w, http.StatusTooManyRequests, indent, jsonPair{"detail", detail})
 			return nil

@@ -17,6 +17,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/tokenauth/caddy-tokenauth/internal/drf"
+	"github.com/tokenauth/caddy-tokenauth/internal/throttle"
 	"github.com/tokenauth/caddy-tokenauth/store"
 	_ "github.com/tokenauth/caddy-tokenauth/store/postgres" // registers the postgres store
 	_ "github.com/tokenauth/caddy-tokenauth/store/sqlite"   // registers the sqlite store
@@ -95,7 +97,7 @@ type TokenAuth struct {
 	cacheKey  string
 	stopWatch func()
 	anyKey    bool
-	failures  *throttle
+	failures  *throttle.Throttle
 	hashers   *hashLimiter
 	// set once a throttled request came through a trusted proxy on a
 	// server without trusted_proxies_strict, and the warning was logged
@@ -161,11 +163,11 @@ func (h *TokenAuth) Provision(ctx caddy.Context) error {
 func (h *TokenAuth) provisionLogin() error {
 	h.warnedProxies = new(atomic.Bool)
 	if h.FailureThrottle != "" {
-		r, err := parseRate(h.FailureThrottle)
+		r, err := drf.ParseRate(h.FailureThrottle)
 		if err != nil {
 			return fmt.Errorf("failure_throttle: %w", err)
 		}
-		h.failuresKey = fmt.Sprintf("failures %d/%v", r.num, r.period)
+		h.failuresKey = fmt.Sprintf("failures %d/%v", r.Num, r.Period)
 		if h.failures, err = loadThrottle(h.failuresKey, r); err != nil {
 			return err
 		}
@@ -193,11 +195,11 @@ func (h *TokenAuth) provisionLogin() error {
 		h.Login.BodyTimeout = caddy.Duration(defaultBodyTimeout)
 	}
 	if h.Login.Throttle != "" {
-		r, err := parseRate(h.Login.Throttle)
+		r, err := drf.ParseRate(h.Login.Throttle)
 		if err != nil {
 			return fmt.Errorf("login throttle: %w", err)
 		}
-		h.loginKey = fmt.Sprintf("login %s %d/%v", h.Login.Path, r.num, r.period)
+		h.loginKey = fmt.Sprintf("login %s %d/%v", h.Login.Path, r.Num, r.Period)
 		if h.Login.throttle, err = loadThrottle(h.loginKey, r); err != nil {
 			return err
 		}
@@ -318,8 +320,8 @@ func (h *TokenAuth) lookup(r *http.Request, key string) (cachedIdentity, error) 
 // only the requests they let through).
 func (h *TokenAuth) refuseToken(w http.ResponseWriter, r *http.Request, e *drfError, indent int) {
 	if h.failures != nil {
-		if wait := h.failures.allow(h.clientIP(r)); wait > 0 {
-			detail, retry := throttledDetail(wait)
+		if wait := h.failures.Allow(h.clientIP(r)); wait > 0 {
+			detail, retry := drf.ThrottledDetail(wait)
 			w.Header().Set("Retry-After", retry)
 			writeJSON(w, http.StatusTooManyRequests, indent, jsonPair{"detail", detail})
 			return
