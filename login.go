@@ -339,7 +339,7 @@ func (h *TokenAuth) serveLogout(w http.ResponseWriter, r *http.Request, key stri
 		return h.unavailable(w, err)
 	}
 	if h.cache != nil {
-		h.cache.forget(key)
+		h.cache.Forget(key)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

@@ -93,7 +93,7 @@ type TokenAuth struct {
 	KeyFormat string `json:"key_format,omitempty"`
 
 	store     store.Store
-	cache     *tokenCache
+	cache     *identityCache
 	cacheKey  string
 	stopWatch func()
 	anyKey    bool
@@ -308,7 +308,7 @@ func (h *TokenAuth) Cleanup() error {
 // lookup asks the cache, or the store when the cache is off.
 func (h *TokenAuth) lookup(r *http.Request, key string) (cachedIdentity, error) {
 	if h.cache != nil {
-		return h.cache.lookup(r.Context(), h.store, key)
+		return h.cache.Lookup(r.Context(), key, h.load)
 	}
 	id, err := h.store.Lookup(r.Context(), key)
 	return newCachedIdentity(id), err
