@@ -418,7 +418,7 @@ func TestCacheKeepsACopyOfTheKeyNotTheHeader(t *testing.T) {
 	}
 }
 
-// A key longer than maxCachedKey (possible with key_format any) is looked
+// A key longer than cache.MaxKey (possible with key_format any) is looked
 // up every time and never kept: the cache's memory is bounded by its size
 // whatever the header size.
 func TestCacheNeverKeepsAnOverlongKey(t *testing.T) {
