@@ -69,7 +69,7 @@ func (h *TokenAuth) authenticate(r *http.Request) authResult {
 // lookup asks the cache, or the store when the cache is off.
 func (h *TokenAuth) lookup(r *http.Request, key string) (cachedIdentity, error) {
 	if h.cache != nil {
-		return h.cache.lookup(r.Context(), h.store, key)
+		return h.cache.Lookup(r.Context(), key, h.load)
 	}
 	id, err := h.store.Lookup(r.Context(), key)
 	return newCachedIdentity(id), err
@@ -79,7 +79,7 @@ func (h *TokenAuth) lookup(r *http.Request, key string) (cachedIdentity, error) 
 // client is over its failure budget.
 func (h *TokenAuth) refuseToken(r *http.Request, e *drf.Error) authResult {
 	if h.failures != nil {
-		if wait := h.failures.allow(h.clientIP(r)); wait > 0 {
+		if wait := h.failures.Allow(h.clientIP(r)); wait > 0 {
 			return authResult{outcome: authThrottled, wait: wait}
 		}
 	}

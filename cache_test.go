@@ -17,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/tokenauth/caddy-tokenauth/internal/cache"
 	"github.com/tokenauth/caddy-tokenauth/store"
 )
 
@@ -125,10 +126,10 @@ func TestFlushDropsAnAnswerInFlight(t *testing.T) {
 		f.do(t, "Token "+f.alice)
 	}()
 	<-c.started
-	f.h.cache.flush()
+	f.h.cache.Flush()
 	close(c.release)
 	<-done
-	if _, known, _ := f.h.cache.get(f.alice); known {
+	if _, known, _ := f.h.cache.Get(f.alice); known {
 		t.Fatal("an answer read before the flush was cached after it")
 	}
 	f.do(t, "Token "+f.alice)
@@ -144,7 +145,7 @@ func TestRandomKeyFloodDoesNotEvictValidEntries(t *testing.T) {
 	for i := 0; i < 20_000; i++ {
 		f.do(t, "Token "+randomKey(i))
 	}
-	pos, neg := f.h.cache.len()
+	pos, neg := f.h.cache.Len()
 	if neg > 6400 || pos != 1 {
 		t.Fatalf("cache holds %d found and %d unknown keys", pos, neg)
 	}
@@ -163,7 +164,7 @@ func TestCacheEntriesExpire(t *testing.T) {
 	}, nil)
 	c := withCounter(f, 0)
 	now := time.Now().UnixNano()
-	f.h.cache.now = func() int64 { return now }
+	f.h.cache.SetClock(func() int64 { return now })
 	f.do(t, "Token "+f.alice)
 	f.do(t, "Token "+randomKey(1))
 	now += int64(30 * time.Second) // past negative_ttl, within ttl
@@ -311,28 +312,30 @@ func BenchmarkServeHTTPCacheHit(b *testing.B) {
 // 1,000,000 unknown keys, and reports the heap bytes each one costs.
 func BenchmarkCacheMemoryPerEntry(b *testing.B) {
 	const n = 1_000_000
+	ctx := context.Background()
 	for _, kind := range []string{"identity", "unknown key"} {
 		b.Run(kind, func(b *testing.B) {
+			i := 0
+			load := func(context.Context, string) (cachedIdentity, error) {
+				if kind == "unknown key" {
+					return cachedIdentity{}, store.ErrNotFound
+				}
+				return newCachedIdentity(store.Identity{ID: fmt.Sprint(i + 1), Username: fmt.Sprintf("user%07d", i), Active: true}), nil
+			}
 			for b.Loop() {
 				runtime.GC()
 				var before, after runtime.MemStats
 				runtime.ReadMemStats(&before)
-				c := newTokenCache(time.Minute, time.Minute, n)
-				for i := 0; i < n; i++ {
-					if kind == "unknown key" {
-						c.put(randomKey(i), 0, nil)
-						continue
-					}
-					id := store.Identity{ID: fmt.Sprint(i + 1), Username: fmt.Sprintf("user%07d", i), Active: true}
-					ci := newCachedIdentity(id)
-					c.put(randomKey(i), 0, &ci)
+				c := cache.New[cachedIdentity](time.Minute, time.Minute, n, store.ErrNotFound)
+				for i = 0; i < n; i++ {
+					_, _ = c.Lookup(ctx, randomKey(i), load)
 				}
 				runtime.GC()
 				runtime.ReadMemStats(&after)
-				pos, neg := c.len()
+				pos, neg := c.Len()
 				b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(pos+neg), "bytes/entry")
 				runtime.KeepAlive(c)
-				c.Destruct()
+				c.Close()
 			}
 		})
 	}
@@ -367,54 +370,23 @@ func TestCacheTellsTheStoreWhenItIsLive(t *testing.T) {
 		t.Fatal("an empty cache is live")
 	}
 	past := time.Now().Add(-10 * time.Minute).UnixNano()
-	f.h.cache.now = func() int64 { return past }
+	f.h.cache.SetClock(func() int64 { return past })
 	if r := f.do(t, "Token "+f.alice); r.code != http.StatusOK {
 		t.Fatalf("%+v", r)
 	}
 	if ws.live() {
 		t.Fatal("live with every entry expired (put 10 minutes ago with a 1 minute ttl)")
 	}
-	f.h.cache.now = coarseNow
+	f.h.cache.SetClock(nil) // the coarse clock
 	if r := f.do(t, "Token "+randomKey(7)); r.code != http.StatusUnauthorized {
 		t.Fatalf("%+v", r)
 	}
 	if !ws.live() {
 		t.Fatal("not live with an unknown key remembered for a minute")
 	}
-	f.h.cache.flush()
+	f.h.cache.Flush()
 	if !ws.live() {
 		t.Fatal("a flush must not end liveness early: an answer may be in flight")
-	}
-}
-
-// The coarse clock stops when nobody reads it and starts again on a read,
-// with the current time.
-func TestCoarseClockStopsWhenIdle(t *testing.T) {
-	// It lags by up to a tick, more while the machine is busy.
-	if d := time.Duration(coarseNow() - time.Now().UnixNano()).Abs(); d > 250*time.Millisecond {
-		t.Fatalf("clock off by %v", d)
-	}
-	deadline := time.Now().Add(clockIdle + time.Second)
-	for clock.Load() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the clock still ticks %v after its last read", clockIdle+time.Second)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if d := time.Duration(coarseNow() - time.Now().UnixNano()).Abs(); d > 250*time.Millisecond {
-		t.Fatalf("restarted clock off by %v", d)
-	}
-	time.Sleep(3 * clockTick)
-	if clock.Load() == 0 {
-		t.Fatal("the clock stopped right after a read")
-	}
-	// A loaded machine may hold the ticker back for a while; it must
-	// still advance.
-	t1 := coarseNow()
-	for deadline := time.Now().Add(clockIdle / 2); coarseNow() <= t1; time.Sleep(clockTick) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the restarted clock does not advance in %v", clockIdle/2)
-		}
 	}
 }
 
@@ -436,7 +408,7 @@ func TestCacheKeepsACopyOfTheKeyNotTheHeader(t *testing.T) {
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	if _, neg := f.h.cache.len(); neg != n {
+	if _, neg := f.h.cache.Len(); neg != n {
 		t.Fatalf("%d unknown keys cached, want %d", neg, n)
 	}
 	grown := int64(after.HeapAlloc) - int64(before.HeapAlloc)
@@ -446,94 +418,25 @@ func TestCacheKeepsACopyOfTheKeyNotTheHeader(t *testing.T) {
 	}
 }
 
-// A key longer than maxCachedKey (possible with key_format any) is looked
+// A key longer than cache.MaxKey (possible with key_format any) is looked
 // up every time and never kept: the cache's memory is bounded by its size
 // whatever the header size.
 func TestCacheNeverKeepsAnOverlongKey(t *testing.T) {
 	f := newFixture(t, func(h *TokenAuth) { h.KeyFormat = "any" }, nil)
-	long := strings.Repeat("k", maxCachedKey+1)
+	long := strings.Repeat("k", cache.MaxKey+1)
 	for range 2 {
 		if r := f.do(t, "Token "+long); r.code != http.StatusUnauthorized || r.body != `{"detail":"Invalid token."}` {
 			t.Fatalf("%+v", r)
 		}
 	}
-	if pos, neg := f.h.cache.len(); pos+neg != 0 {
+	if pos, neg := f.h.cache.Len(); pos+neg != 0 {
 		t.Fatalf("cached %d found and %d unknown entries for a %d-byte key", pos, neg, len(long))
 	}
-	if r := f.do(t, "Token "+strings.Repeat("k", maxCachedKey)); r.code != http.StatusUnauthorized {
+	if r := f.do(t, "Token "+strings.Repeat("k", cache.MaxKey)); r.code != http.StatusUnauthorized {
 		t.Fatalf("%+v", r)
 	}
-	if _, neg := f.h.cache.len(); neg != 1 {
-		t.Fatalf("a key of exactly %d bytes was not cached (%d unknown entries)", maxCachedKey, neg)
-	}
-}
-
-// Expired entries are dropped by the sweep, found and unknown alike, and
-// live ones are kept.
-func TestCacheSweepDropsExpiredEntries(t *testing.T) {
-	c := newTokenCache(time.Minute, time.Second, 1000)
-	defer c.Destruct()
-	now := time.Now().UnixNano()
-	c.now = func() int64 { return now }
-	for i := range 100 {
-		ci := newCachedIdentity(store.Identity{ID: fmt.Sprint(i), Username: "u", Active: true})
-		c.put(randomKey(i), 0, &ci)
-		c.put(randomKey(1000+i), 0, nil)
-	}
-	if left := c.sweep(); left != 200 {
-		t.Fatalf("sweep of fresh entries left %d, want 200", left)
-	}
-	now += int64(2 * time.Second) // unknown keys expired, identities not
-	if left := c.sweep(); left != 100 {
-		t.Fatalf("sweep after negative_ttl left %d, want the 100 identities", left)
-	}
-	if pos, neg := c.len(); pos != 100 || neg != 0 {
-		t.Fatalf("after negative_ttl: %d found, %d unknown", pos, neg)
-	}
-	now += int64(time.Minute)
-	if left := c.sweep(); left != 0 {
-		t.Fatalf("sweep after ttl left %d", left)
-	}
-}
-
-// The sweeper runs while the cache holds entries and stops once they are
-// gone, so an idle cache wakes nobody.
-func TestCacheSweeperStopsWhenEmpty(t *testing.T) {
-	c := newTokenCache(time.Minute, time.Minute, 1000)
-	defer c.Destruct()
-	c.sweepEvery = time.Millisecond
-	var now atomic.Int64
-	now.Store(time.Now().UnixNano())
-	c.now = now.Load
-	c.put(randomKey(1), 0, nil)
-	if !c.sweeping.Load() {
-		t.Fatal("no sweeper after a put")
-	}
-	now.Add(int64(2 * time.Minute))
-	deadline := time.Now().Add(10 * time.Second)
-	for c.sweeping.Load() {
-		if time.Now().After(deadline) {
-			t.Fatal("the sweeper still runs 10 s after every entry expired")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	if _, neg := c.len(); neg != 0 {
-		t.Fatalf("%d expired entries left when the sweeper stopped", neg)
-	}
-}
-
-// The found identities are bounded by size, like the unknown keys.
-func TestCacheBoundsFoundIdentities(t *testing.T) {
-	const size = 2 * cacheShards
-	c := newTokenCache(time.Minute, time.Minute, size)
-	defer c.Destruct()
-	for i := range 50 * size {
-		ci := newCachedIdentity(store.Identity{ID: fmt.Sprint(i), Username: "u", Active: true})
-		c.put(randomKey(i), 0, &ci)
-		c.put(randomKey(1_000_000+i), 0, nil)
-	}
-	if pos, neg := c.len(); pos > size || neg > size || pos == 0 || neg == 0 {
-		t.Fatalf("%d found and %d unknown entries kept with size %d", pos, neg, size)
+	if _, neg := f.h.cache.Len(); neg != 1 {
+		t.Fatalf("a key of exactly %d bytes was not cached (%d unknown entries)", cache.MaxKey, neg)
 	}
 }
 
@@ -542,10 +445,10 @@ func TestCacheBoundsFoundIdentities(t *testing.T) {
 // 5 s either way.
 func TestCacheDefaultTTLs(t *testing.T) {
 	f := newFixture(t, nil, nil)
-	if got := time.Duration(f.h.cache.ttl); got != 30*time.Second {
+	if got := f.h.cache.TTL(); got != 30*time.Second {
 		t.Errorf("pushed store: ttl %v, want 30s", got)
 	}
-	if got := time.Duration(f.h.cache.negTTL); got != 5*time.Second {
+	if got := f.h.cache.NegativeTTL(); got != 5*time.Second {
 		t.Errorf("pushed store: negative_ttl %v, want 5s", got)
 	}
 	unpushed := &TokenAuth{store: &countingStore{Store: f.h.store}, logger: f.h.logger}
@@ -553,10 +456,10 @@ func TestCacheDefaultTTLs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unpushed.Cleanup()
-	if got := time.Duration(unpushed.cache.ttl); got != 5*time.Second {
+	if got := unpushed.cache.TTL(); got != 5*time.Second {
 		t.Errorf("store without pushed changes: ttl %v, want 5s", got)
 	}
-	if got := time.Duration(unpushed.cache.negTTL); got != 5*time.Second {
+	if got := unpushed.cache.NegativeTTL(); got != 5*time.Second {
 		t.Errorf("store without pushed changes: negative_ttl %v, want 5s", got)
 	}
 }
@@ -584,7 +487,7 @@ func TestHandlersOfOneStoreShareACache(t *testing.T) {
 	if r := f.do(t, "Token "+f.alice); r.code != 200 {
 		t.Fatalf("%+v", r)
 	}
-	if pos, _ := same.cache.len(); pos != 1 {
+	if pos, _ := same.cache.Len(); pos != 1 {
 		t.Fatalf("the other handler's cache holds %d identities, want the one just looked up", pos)
 	}
 	if other := provision(&Cache{TTL: caddy.Duration(time.Minute)}); other.cache == f.h.cache {

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokenauth/caddy-tokenauth/internal/drf"
+	"github.com/tokenauth/caddy-tokenauth/internal/throttle"
 	"github.com/tokenauth/caddy-tokenauth/password"
 	"github.com/tokenauth/caddy-tokenauth/store"
 )
@@ -51,7 +52,7 @@ type Login struct {
 	// Django project that manages its own hashes.
 	UpgradeHashes bool `json:"upgrade_hashes,omitempty"`
 
-	throttle *throttle
+	throttle *throttle.Throttle
 }
 
 // defaultMaxBody limits login request bodies; maxMaxBody is the largest
@@ -80,7 +81,7 @@ func (l *Login) validate() error {
 		return fmt.Errorf("login body_timeout %v: want a positive duration", time.Duration(l.BodyTimeout))
 	}
 	if l.Throttle != "" {
-		if _, err := parseRate(l.Throttle); err != nil {
+		if _, err := drf.ParseRate(l.Throttle); err != nil {
 			return fmt.Errorf("login throttle: %w", err)
 		}
 	}
@@ -106,8 +107,8 @@ func (h *TokenAuth) serveLogin(w http.ResponseWriter, r *http.Request) error {
 		return h.render(w, a, indent)
 	}
 	if t := h.Login.throttle; t != nil {
-		if wait := t.allow(h.clientIP(r)); wait > 0 {
-			detail, retry := throttledDetail(wait)
+		if wait := t.Allow(h.clientIP(r)); wait > 0 {
+			detail, retry := drf.ThrottledDetail(wait)
 			w.Header().Set("Retry-After", retry)
 			drf.WriteJSON(w, http.StatusTooManyRequests, indent, drf.Member{Key: "detail", Value: detail})
 			return nil
@@ -262,7 +263,7 @@ func (h *TokenAuth) serveLogout(w http.ResponseWriter, r *http.Request, key stri
 		return h.unavailable(w, err)
 	}
 	if h.cache != nil {
-		h.cache.forget(key)
+		h.cache.Forget(key)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

@@ -240,7 +240,7 @@ func TestLoginBodyLimit(t *testing.T) {
 func TestLoginThrottle(t *testing.T) {
 	f := loginFixture(t, &Login{Path: "/login", Throttle: "3/min"}, nil)
 	frozen := time.Now()
-	f.h.Login.throttle.now = func() time.Time { return frozen }
+	f.h.Login.throttle.SetClock(func() time.Time { return frozen })
 	for i := 1; i <= 2; i++ {
 		if r := f.send(t, http.MethodPost, "/login", jsonCT, `{"username":"alice","password":"x"}`); r.code != 400 {
 			t.Fatalf("request %d: %d %s", i, r.code, r.body)

@@ -12,13 +12,13 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/tokenauth/caddy-tokenauth/internal/drf"
+	"github.com/tokenauth/caddy-tokenauth/internal/throttle"
 	"github.com/tokenauth/caddy-tokenauth/store"
 	_ "github.com/tokenauth/caddy-tokenauth/store/postgres" // registers the postgres store
 	_ "github.com/tokenauth/caddy-tokenauth/store/sqlite"   // registers the sqlite store
@@ -101,11 +101,11 @@ type TokenAuth struct {
 
 	store     store.Store
 	logins    store.Logins // the store, when login or logout is configured
-	cache     *tokenCache
+	cache     *identityCache
 	cacheKey  string
 	stopWatch func()
 	anyKey    bool
-	failures  *throttle
+	failures  *throttle.Throttle
 	hashers   *hashLimiter
 	// set once a throttled request came through a trusted proxy on a
 	// server without trusted_proxies_strict, and the warning was logged
@@ -179,7 +179,7 @@ func (h *TokenAuth) validate() error {
 		return fmt.Errorf("key_format %q: want hex40 or any", h.KeyFormat)
 	}
 	if h.FailureThrottle != "" {
-		if _, err := parseRate(h.FailureThrottle); err != nil {
+		if _, err := drf.ParseRate(h.FailureThrottle); err != nil {
 			return fmt.Errorf("failure_throttle: %w", err)
 		}
 	}
@@ -200,28 +200,12 @@ func (h *TokenAuth) validate() error {
 	return nil
 }
 
-// validate holds the rules of the cache settings.
-func (c *Cache) validate() error {
-	switch {
-	case c.TTL < 0:
-		return fmt.Errorf("cache ttl %v: want a positive duration", time.Duration(c.TTL))
-	case c.NegativeTTL < 0:
-		return fmt.Errorf("cache negative_ttl %v: want a positive duration", time.Duration(c.NegativeTTL))
-	case c.Size < 0:
-		return fmt.Errorf("cache size %d: want a positive number of entries", c.Size)
-	}
-	if c.Off && (c.TTL != 0 || c.NegativeTTL != 0 || c.Size != 0) {
-		return fmt.Errorf("cache: off takes no ttl, negative_ttl or size")
-	}
-	return nil
-}
-
 // provisionLogin sets up the login, logout and throttle settings.
 func (h *TokenAuth) provisionLogin() error {
 	h.warnedProxies = new(atomic.Bool)
 	if h.FailureThrottle != "" {
-		r, _ := parseRate(h.FailureThrottle)
-		h.failuresKey = fmt.Sprintf("failures %d/%v", r.num, r.period)
+		r, _ := drf.ParseRate(h.FailureThrottle)
+		h.failuresKey = fmt.Sprintf("failures %d/%v", r.Num, r.Period)
 		var err error
 		if h.failures, err = loadThrottle(h.failuresKey, r); err != nil {
 			return err
@@ -238,8 +222,8 @@ func (h *TokenAuth) provisionLogin() error {
 		h.Login.BodyTimeout = caddy.Duration(defaultBodyTimeout)
 	}
 	if h.Login.Throttle != "" {
-		r, _ := parseRate(h.Login.Throttle)
-		h.loginKey = fmt.Sprintf("login %s %d/%v", h.Login.Path, r.num, r.period)
+		r, _ := drf.ParseRate(h.Login.Throttle)
+		h.loginKey = fmt.Sprintf("login %s %d/%v", h.Login.Path, r.Num, r.Period)
 		var err error
 		if h.Login.throttle, err = loadThrottle(h.loginKey, r); err != nil {
 			return err

@@ -16,7 +16,7 @@ import (
 func (h *TokenAuth) render(w http.ResponseWriter, a authResult, indent int) error {
 	switch a.outcome {
 	case authThrottled:
-		detail, retry := throttledDetail(a.wait)
+		detail, retry := drf.ThrottledDetail(a.wait)
 		w.Header().Set("Retry-After", retry)
 		drf.WriteJSON(w, http.StatusTooManyRequests, indent, drf.Member{Key: "detail", Value: detail})
 	case authUnavailable:

@@ -1,4 +1,4 @@
-package tokenauth
+package cache
 
 import (
 	"container/list"
@@ -7,8 +7,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/tokenauth/caddy-tokenauth/store"
 )
 
 // The cache structure was chosen by these benchmarks: the sharded map of
@@ -16,20 +14,20 @@ import (
 // (the design of hashicorp/golang-lru) and sync.Map (a concurrent hash
 // trie since Go 1.24), on a hit, from every core at once, and for memory.
 //
-//	go test -run '^$' -bench CacheStructure -benchmem .
+//	go test -run '^$' -bench CacheStructure -benchmem ./internal/cache
 
 type structure interface {
-	get(key string) (cachedIdentity, bool)
-	put(key string, ci cachedIdentity)
+	get(key string) (testValue, bool)
+	put(key string, v testValue)
 }
 
-type shardedStructure struct{ c *tokenCache }
+type shardedStructure struct{ c *Cache[testValue] }
 
-func (s shardedStructure) get(key string) (cachedIdentity, bool) {
-	ci, _, found := s.c.get(key)
-	return ci, found
+func (s shardedStructure) get(key string) (testValue, bool) {
+	v, _, found := s.c.Get(key)
+	return v, found
 }
-func (s shardedStructure) put(key string, ci cachedIdentity) { s.c.put(key, s.c.gen.Load(), &ci) }
+func (s shardedStructure) put(key string, v testValue) { s.c.put(key, s.c.gen.Load(), &v) }
 
 // lruStructure is golang-lru's design: a map into a list, one mutex, and
 // every hit moves its entry to the front.
@@ -42,32 +40,32 @@ type lruStructure struct {
 
 type lruEntry struct {
 	key string
-	ci  cachedIdentity
+	v   testValue
 }
 
 func newLRU(max int) *lruStructure {
 	return &lruStructure{max: max, ll: list.New(), items: make(map[string]*list.Element)}
 }
 
-func (l *lruStructure) get(key string) (cachedIdentity, bool) {
+func (l *lruStructure) get(key string) (testValue, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if e, ok := l.items[key]; ok {
 		l.ll.MoveToFront(e)
-		return e.Value.(*lruEntry).ci, true
+		return e.Value.(*lruEntry).v, true
 	}
-	return cachedIdentity{}, false
+	return testValue{}, false
 }
 
-func (l *lruStructure) put(key string, ci cachedIdentity) {
+func (l *lruStructure) put(key string, v testValue) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if e, ok := l.items[key]; ok {
-		e.Value.(*lruEntry).ci = ci
+		e.Value.(*lruEntry).v = v
 		l.ll.MoveToFront(e)
 		return
 	}
-	l.items[key] = l.ll.PushFront(&lruEntry{key, ci})
+	l.items[key] = l.ll.PushFront(&lruEntry{key, v})
 	if l.ll.Len() > l.max {
 		last := l.ll.Back()
 		l.ll.Remove(last)
@@ -77,25 +75,25 @@ func (l *lruStructure) put(key string, ci cachedIdentity) {
 
 type syncMapStructure struct{ m sync.Map }
 
-func (s *syncMapStructure) get(key string) (cachedIdentity, bool) {
+func (s *syncMapStructure) get(key string) (testValue, bool) {
 	v, ok := s.m.Load(key)
 	if !ok {
-		return cachedIdentity{}, false
+		return testValue{}, false
 	}
-	return v.(cachedIdentity), true
+	return v.(testValue), true
 }
-func (s *syncMapStructure) put(key string, ci cachedIdentity) { s.m.Store(key, ci) }
+func (s *syncMapStructure) put(key string, v testValue) { s.m.Store(key, v) }
 
 func structures(size int) map[string]func() structure {
 	return map[string]func() structure{
-		"sharded": func() structure { return shardedStructure{newTokenCache(time.Hour, time.Hour, size)} },
+		"sharded": func() structure { return shardedStructure{New[testValue](time.Hour, time.Hour, size, errNotFound)} },
 		"lru":     func() structure { return newLRU(size) },
 		"syncmap": func() structure { return new(syncMapStructure) },
 	}
 }
 
-func testIdentity(i int) cachedIdentity {
-	return newCachedIdentity(store.Identity{ID: fmt.Sprint(i + 1), Username: fmt.Sprintf("user%07d", i), Active: true})
+func testIdentity(i int) testValue {
+	return identity(fmt.Sprint(i+1), fmt.Sprintf("user%07d", i))
 }
 
 // BenchmarkCacheStructureHit: hits on a working set of 1000 tokens from

@@ -1,4 +1,4 @@
-package tokenauth
+package throttle
 
 import (
 	"fmt"
@@ -10,39 +10,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-)
 
-func TestParseRateFollowsDRF(t *testing.T) {
-	tests := []struct {
-		in   string
-		num  int
-		per  time.Duration
-		fail bool
-	}{
-		{"5/min", 5, time.Minute, false},
-		{"5/m", 5, time.Minute, false},
-		{"100/hour", 100, time.Hour, false},
-		{"1000/day", 1000, 24 * time.Hour, false},
-		{"3/second", 3, time.Second, false},
-		{"10/mystery", 10, time.Minute, false}, // DRF reads only the first letter
-		{"0/min", 0, 0, true},
-		{"-1/min", 0, 0, true},
-		{"five/min", 0, 0, true},
-		{"5", 0, 0, true},
-		{"5/", 0, 0, true},
-		{"5/week", 0, 0, true},
-	}
-	for _, tt := range tests {
-		r, err := parseRate(tt.in)
-		if (err != nil) != tt.fail {
-			t.Errorf("%q: error %v", tt.in, err)
-			continue
-		}
-		if !tt.fail && (r.num != tt.num || r.period != tt.per) {
-			t.Errorf("%q: got %d/%v", tt.in, r.num, r.period)
-		}
-	}
-}
+	"github.com/tokenauth/caddy-tokenauth/internal/drf"
+)
 
 // fakeClock steps time by hand.
 type fakeClock struct{ t time.Time }
@@ -52,55 +22,36 @@ func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
 func TestThrottleSlidingWindowAndWait(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	th := newThrottle(rate{num: 3, period: time.Minute})
+	th := New(drf.Rate{Num: 3, Period: time.Minute})
 	th.now = clock.now
 	for i := 0; i < 3; i++ {
-		if w := th.allow("10.0.0.1"); w != 0 {
+		if w := th.Allow("10.0.0.1"); w != 0 {
 			t.Fatalf("request %d throttled (%v)", i+1, w)
 		}
 		clock.advance(10 * time.Second)
 	}
 	// 30 s after the first request: it leaves the window in 30 s.
-	if w := th.allow("10.0.0.1"); w != 30*time.Second {
+	if w := th.Allow("10.0.0.1"); w != 30*time.Second {
 		t.Fatalf("4th request: wait %v, want 30s", w)
 	}
-	if w := th.allow("10.0.0.2"); w != 0 {
+	if w := th.Allow("10.0.0.2"); w != 0 {
 		t.Fatal("another client shares the budget")
 	}
 	clock.advance(30 * time.Second)
-	if w := th.allow("10.0.0.1"); w != 0 {
+	if w := th.Allow("10.0.0.1"); w != 0 {
 		t.Fatalf("after the window: wait %v", w)
 	}
 	// Throttled requests are not counted (DRF records only allowed ones).
-	if w := th.allow("10.0.0.1"); w != 10*time.Second {
+	if w := th.Allow("10.0.0.1"); w != 10*time.Second {
 		t.Fatalf("wait %v, want 10s", w)
 	}
 }
 
-func TestThrottledDetail(t *testing.T) {
-	tests := []struct {
-		wait   time.Duration
-		detail string
-		retry  string
-	}{
-		{60 * time.Second, "Request was throttled. Expected available in 60 seconds.", "60"},
-		{time.Second, "Request was throttled. Expected available in 1 second.", "1"},
-		{300 * time.Millisecond, "Request was throttled. Expected available in 1 second.", "1"},
-		{1500 * time.Millisecond, "Request was throttled. Expected available in 2 seconds.", "2"},
-	}
-	for _, tt := range tests {
-		d, r := throttledDetail(tt.wait)
-		if d != tt.detail || r != tt.retry {
-			t.Errorf("%v: got %q %q", tt.wait, d, r)
-		}
-	}
-}
-
 func TestThrottleMemoryStaysBoundedUnderManyClients(t *testing.T) {
-	th := newThrottle(rate{num: 5, period: time.Hour})
+	th := New(drf.Rate{Num: 5, Period: time.Hour})
 	th.maxEntries = 10_000
 	for i := 0; i < 200_000; i++ {
-		th.allow(fmt.Sprintf("203.0.%d.%d", i/256, i%256))
+		th.Allow(fmt.Sprintf("203.0.%d.%d", i/256, i%256))
 		if i%1000 == 0 {
 			if entries, _ := throttleSize(th); entries > 10_000 {
 				t.Fatalf("after %d clients: %d entries, bound 10000", i+1, entries)
@@ -111,30 +62,30 @@ func TestThrottleMemoryStaysBoundedUnderManyClients(t *testing.T) {
 		t.Fatalf("%d entries, %d clients kept", entries, clients)
 	}
 	// The client being counted is never the one evicted.
-	th.allow("198.51.100.7")
-	if th.wait("198.51.100.8") != 0 || throttleHolds(th, "198.51.100.7") != 1 {
+	th.Allow("198.51.100.7")
+	if th.Wait("198.51.100.8") != 0 || throttleHolds(th, "198.51.100.7") != 1 {
 		t.Fatal("the current client was evicted")
 	}
 }
 
 func TestThrottleFailureBudgetRecordsEveryFailure(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	th := newThrottle(rate{num: 2, period: time.Minute})
+	th := New(drf.Rate{Num: 2, Period: time.Minute})
 	th.now = clock.now
-	th.record("a")
-	if th.wait("a") != 0 {
+	th.Record("a")
+	if th.Wait("a") != 0 {
 		t.Fatal("throttled after one failure")
 	}
-	th.record("a")
-	th.record("a") // keeps the newest two
+	th.Record("a")
+	th.Record("a") // keeps the newest two
 	clock.advance(time.Second)
-	if w := th.wait("a"); w != 59*time.Second {
+	if w := th.Wait("a"); w != 59*time.Second {
 		t.Fatalf("wait %v, want 59s", w)
 	}
 }
 
 // throttleSize counts the times th holds and the clients they belong to.
-func throttleSize(th *throttle) (entries, clients int) {
+func throttleSize(th *Throttle) (entries, clients int) {
 	th.once.Do(th.setup)
 	for i := range th.shards {
 		s := &th.shards[i]
@@ -147,7 +98,7 @@ func throttleSize(th *throttle) (entries, clients int) {
 }
 
 // throttleHolds counts the times th holds for key, expired ones included.
-func throttleHolds(th *throttle, key string) int {
+func throttleHolds(th *Throttle, key string) int {
 	s, k := th.locate(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -159,7 +110,7 @@ func throttleHolds(th *throttle, key string) int {
 }
 
 // throttleShardEntries counts the times held by the shard of key.
-func throttleShardEntries(th *throttle, key string) int {
+func throttleShardEntries(th *Throttle, key string) int {
 	s, _ := th.locate(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -167,7 +118,7 @@ func throttleShardEntries(th *throttle, key string) int {
 }
 
 // throttleWorstScan is the most clients one eviction of th visited.
-func throttleWorstScan(th *throttle) int {
+func throttleWorstScan(th *Throttle) int {
 	worst := 0
 	for i := range th.shards {
 		s := &th.shards[i]
@@ -193,27 +144,27 @@ func TestThrottleFullWindowDropsTheOldest(t *testing.T) {
 	for _, key := range []string{"203.0.113.9", "2001:db8::9", "fe80::9%eth0", "203.0.113.9:4431"} {
 		for _, num := range []int{1, 2, 3, 5} {
 			clock := &fakeClock{t: start}
-			th := newThrottle(rate{num: num, period: time.Minute})
+			th := New(drf.Rate{Num: num, Period: time.Minute})
 			th.now = clock.now
 			// num+1 failures, 10 s apart: the first one must go.
 			for i := 0; i <= num; i++ {
-				th.record(key)
+				th.Record(key)
 				clock.advance(10 * time.Second)
 			}
 			// The oldest kept is at 10 s; it leaves the window at 70 s.
 			want := 70*time.Second - time.Duration(num+1)*10*time.Second
-			if w := th.wait(key); w != want {
+			if w := th.Wait(key); w != want {
 				t.Fatalf("%s %d/min: wait %v after %d failures, want %v", key, num, w, num+1, want)
 			}
 			// At 70 s it has left, so one more failure fills the window
 			// again; its oldest is then the one of 20 s (or this one).
 			clock.t = start.Add(70 * time.Second)
-			th.record(key)
+			th.Record(key)
 			want = 10 * time.Second
 			if num == 1 {
 				want = time.Minute
 			}
-			if w := th.wait(key); w != want {
+			if w := th.Wait(key); w != want {
 				t.Fatalf("%s %d/min: wait %v at 70 s, want %v", key, num, w, want)
 			}
 			if got := throttleHolds(th, key); got != num {
@@ -230,14 +181,14 @@ func TestThrottleKeysStayApart(t *testing.T) {
 		"2001:db8::1", "2001:DB8::1", "2001:db8:0::1", "2001:db8::1:0",
 		"fe80::1", "fe80::1%eth0", "fe80::1%eth1", "", "a", "::", "0.0.0.0",
 	}
-	th := newThrottle(rate{num: 1, period: time.Hour})
+	th := New(drf.Rate{Num: 1, Period: time.Hour})
 	for _, k := range keys {
-		if w := th.allow(k); w != 0 {
+		if w := th.Allow(k); w != 0 {
 			t.Fatalf("%q shares a budget with an earlier key", k)
 		}
 	}
 	for _, k := range keys {
-		if th.allow(k) == 0 {
+		if th.Allow(k) == 0 {
 			t.Fatalf("%q was not counted", k)
 		}
 	}
@@ -248,7 +199,7 @@ func TestThrottleKeysStayApart(t *testing.T) {
 
 // Concurrent requests cannot overdraw a budget: check and count are one step.
 func TestThrottleConcurrentAllowNeverOverdraws(t *testing.T) {
-	th := newThrottle(rate{num: 50, period: time.Hour})
+	th := New(drf.Rate{Num: 50, Period: time.Hour})
 	for round := 0; round < 20; round++ {
 		key := ipv4Client(round)
 		var allowed atomic.Int64
@@ -258,7 +209,7 @@ func TestThrottleConcurrentAllowNeverOverdraws(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for i := 0; i < 100; i++ {
-					if th.allow(key) == 0 {
+					if th.Allow(key) == 0 {
 						allowed.Add(1)
 					}
 					runtime.Gosched()
@@ -276,24 +227,24 @@ func TestThrottleConcurrentAllowNeverOverdraws(t *testing.T) {
 // budget does.
 func TestThrottleEvictsExpiredClientsFirst(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	th := newThrottle(rate{num: 1, period: time.Hour})
+	th := New(drf.Rate{Num: 1, Period: time.Hour})
 	th.maxEntries = 4096
 	th.now = clock.now
 	for i := 0; i < 4095; i++ {
-		th.record(ipv4Client(i))
+		th.Record(ipv4Client(i))
 	}
 	clock.advance(59 * time.Minute)
-	th.record("198.51.100.7")
+	th.Record("198.51.100.7")
 	clock.advance(2 * time.Minute) // the first 4095 have expired
 	for i := 0; i < 1000; i++ {
-		th.record(ipv6Client(i))
+		th.Record(ipv6Client(i))
 	}
 	for i := 0; i < 1000; i++ {
-		if th.wait(ipv6Client(i)) == 0 {
+		if th.Wait(ipv6Client(i)) == 0 {
 			t.Fatalf("live client %d was evicted while expired ones remained", i)
 		}
 	}
-	if th.wait("198.51.100.7") == 0 {
+	if th.Wait("198.51.100.7") == 0 {
 		t.Fatal("a live client was evicted while expired ones remained")
 	}
 }
@@ -303,7 +254,7 @@ func TestThrottleEvictsExpiredClientsFirst(t *testing.T) {
 func TestThrottleEvictionIsIncremental(t *testing.T) {
 	const num, limit = 3, 1 << 15
 	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	th := newThrottle(rate{num: num, period: time.Hour})
+	th := New(drf.Rate{Num: num, Period: time.Hour})
 	th.maxEntries = limit
 	th.now = clock.now
 	worstDrop, full := 0, 0
@@ -318,7 +269,7 @@ func TestThrottleEvictionIsIncremental(t *testing.T) {
 		}
 		key := ipv6Client(i / (1 + i%num)) // clients of one to three times
 		before := throttleShardEntries(th, key)
-		th.record(key)
+		th.Record(key)
 		worstDrop = max(worstDrop, before+1-throttleShardEntries(th, key))
 	}
 	if worstDrop > evictScan*num {
@@ -344,9 +295,9 @@ func TestThrottleDefaultCapHoldsTheREADMEFigure(t *testing.T) {
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	th := newThrottle(rate{num: 1, period: time.Hour})
+	th := New(drf.Rate{Num: 1, Period: time.Hour})
 	for i := 0; i < readmeEntries+readmeEntries/8; i++ {
-		th.record(ipv6Client(i))
+		th.Record(ipv6Client(i))
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
@@ -408,13 +359,13 @@ func TestThrottleIPTableMatchesAMap(t *testing.T) {
 
 // modelThrottle is DRF's SimpleRateThrottle as plainly as it can be said.
 type modelThrottle struct {
-	rate    rate
+	rate    drf.Rate
 	history map[string][]int64
 }
 
 func (m *modelThrottle) window(key string, now int64) []int64 {
 	h := m.history[key]
-	for len(h) > 0 && h[0] <= now-int64(m.rate.period) {
+	for len(h) > 0 && h[0] <= now-int64(m.rate.Period) {
 		h = h[1:]
 	}
 	m.history[key] = h
@@ -426,12 +377,12 @@ func (m *modelThrottle) wait(key string, now int64) time.Duration {
 	if len(h) == 0 {
 		return 0
 	}
-	return m.rate.wait(len(h), h[0], now)
+	return m.rate.Wait(len(h), h[0], now)
 }
 
 func (m *modelThrottle) record(key string, now int64) {
 	h := m.window(key, now)
-	if len(h) >= m.rate.num {
+	if len(h) >= m.rate.Num {
 		h = h[1:]
 	}
 	m.history[key] = append(h, now)
@@ -442,8 +393,8 @@ func TestThrottleMatchesDRFBelowTheBound(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
 	for _, num := range []int{1, 2, 7} {
-		r := rate{num: num, period: time.Minute}
-		th := newThrottle(r)
+		r := drf.Rate{Num: num, Period: time.Minute}
+		th := New(r)
 		th.now = clock.now
 		model := &modelThrottle{rate: r, history: map[string][]int64{}}
 		for op := 0; op < 100_000; op++ {
@@ -460,10 +411,10 @@ func TestThrottleMatchesDRFBelowTheBound(t *testing.T) {
 			now := clock.t.UnixNano()
 			switch rng.IntN(3) {
 			case 0:
-				th.record(key)
+				th.Record(key)
 				model.record(key, now)
 			case 1:
-				got, want := th.allow(key), model.wait(key, now)
+				got, want := th.Allow(key), model.wait(key, now)
 				if want == 0 {
 					model.record(key, now)
 				}
@@ -471,14 +422,14 @@ func TestThrottleMatchesDRFBelowTheBound(t *testing.T) {
 					t.Fatalf("%d/min op %d: allow(%s) = %v, DRF %v", num, op, key, got, want)
 				}
 			default:
-				if got, want := th.wait(key), model.wait(key, now); got != want {
+				if got, want := th.Wait(key), model.wait(key, now); got != want {
 					t.Fatalf("%d/min op %d: wait(%s) = %v, DRF %v", num, op, key, got, want)
 				}
 			}
 		}
 		held := 0
 		for k := range model.history { // trims every window on both sides
-			th.wait(k)
+			th.Wait(k)
 			held += len(model.window(k, clock.t.UnixNano()))
 		}
 		if entries, _ := throttleSize(th); entries != held {

@@ -1,116 +1,75 @@
-package tokenauth
+// Package throttle holds DRF's sliding-window throttles, keyed by client
+// IP, with memory bounded whatever the number of clients.
+package throttle
 
 import (
-	"fmt"
 	"hash/maphash"
 	"math"
 	"math/bits"
 	"math/rand/v2"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
+	"github.com/tokenauth/caddy-tokenauth/internal/drf"
 )
 
-// rate is a DRF throttle rate: "<n>/<period>", where only the period's
-// first letter counts (s, m, h, d), as in SimpleRateThrottle.parse_rate.
-type rate struct {
-	num    int
-	period time.Duration
-}
-
-func parseRate(s string) (rate, error) {
-	n, period, ok := strings.Cut(s, "/")
-	if !ok || period == "" {
-		return rate{}, fmt.Errorf("rate %q: want <number>/<period>, e.g. 5/min", s)
-	}
-	num, err := strconv.Atoi(n)
-	if err != nil || num <= 0 {
-		return rate{}, fmt.Errorf("rate %q: the number of requests must be a positive integer", s)
-	}
-	var d time.Duration
-	switch period[0] {
-	case 's':
-		d = time.Second
-	case 'm':
-		d = time.Minute
-	case 'h':
-		d = time.Hour
-	case 'd':
-		d = 24 * time.Hour
-	default:
-		return rate{}, fmt.Errorf("rate %q: the period must start with s, m, h or d", s)
-	}
-	return rate{num: num, period: d}, nil
-}
-
-// wait is DRF's SimpleRateThrottle.wait for a window that holds n counted
-// requests, the oldest at oldest: 0 while the budget has room, else the time
-// until the oldest leaves the window, spread over the requests available
-// then (one, here).
-func (r rate) wait(n int, oldest, now int64) time.Duration {
-	if n < r.num {
-		return 0
-	}
-	remaining := time.Duration(oldest + int64(r.period) - now)
-	available := r.num - n + 1
-	if available <= 0 {
-		return r.period
-	}
-	return remaining / time.Duration(available)
-}
-
-// maxThrottleEntries bounds the memory of one throttle: the request times it
+// defaultMaxEntries bounds the memory of one throttle: the request times it
 // keeps for all clients together. A client costs its times (8 bytes each)
 // and a slot for its address, so the worst case is a million clients with
 // one request each: about 32 MB of heap when the clients are IP addresses
 // (BenchmarkThrottleMemory), whatever their churn.
 // TestThrottleDefaultCapHoldsTheREADMEFigure holds it under 48 MB.
-const maxThrottleEntries = 1 << 20
+const defaultMaxEntries = 1 << 20
 
 const (
-	// throttleShards is how many locks a throttle spreads its clients over.
-	throttleShards = 256
+	// numShards is how many locks a throttle spreads its clients over.
+	numShards = 256
 	// evictScan is the most clients one call visits to free room when its
 	// shard is full: the work under a lock is bounded whatever the size.
 	evictScan = 16
 )
 
-// throttle is DRF's SimpleRateThrottle keyed by client IP: for each key, the
-// times of the counted requests in the last period, oldest first (at most
-// rate.num of them: a full window needs no more to answer).
+// Throttle is DRF's SimpleRateThrottle keyed by client IP: for each key,
+// the times of the counted requests in the last period, oldest first (at
+// most the rate's Num of them: a full window needs no more to answer). It
+// is safe for concurrent use.
 //
-// Memory is bounded by maxEntries times whatever the number of clients. The
+// Memory is bounded by 2^20 times whatever the number of clients. The
 // clients are spread over shards by a seeded hash of the key, each with its
 // own lock and its own share of the bound. A shard that is full frees room
 // for the next time incrementally: it looks at no more than evictScan
 // clients (from a random point), drops what has expired among them, and
 // only if nothing had, drops the whole window of one of them (never the
 // client being counted).
-type throttle struct {
-	rate       rate
+type Throttle struct {
+	rate       drf.Rate
 	maxEntries int // read when the throttle is first used
 	now        func() time.Time
 
 	once   sync.Once
 	seed   maphash.Seed
-	shift  uint            // 64 - log2(len(shards))
-	shards []throttleShard // a power of two of them
+	shift  uint    // 64 - log2(len(shards))
+	shards []shard // a power of two of them
 }
 
-func newThrottle(r rate) *throttle {
-	return &throttle{rate: r, maxEntries: maxThrottleEntries, now: time.Now}
+// New returns an empty throttle at rate r.
+func New(r drf.Rate) *Throttle {
+	return &Throttle{rate: r, maxEntries: defaultMaxEntries, now: time.Now}
 }
 
-// throttleShard holds the windows of the clients whose key hashes to it.
+// SetClock makes the throttle read the time from now instead of
+// time.Now. It is for tests, and must be called before the throttle is
+// used.
+func (t *Throttle) SetClock(now func() time.Time) { t.now = now }
+
+// shard holds the windows of the clients whose key hashes to it.
 //
 // A window is one int64: a request time (unix nanoseconds, >= 0) when the
 // client has one, else ^i for windows[i], its times oldest first. So a
 // client with one request costs a slot and no allocation.
-type throttleShard struct {
+type shard struct {
 	mu      sync.Mutex
 	ips     ipTable          // keys that are an IP in canonical form
 	names   map[string]int64 // any other key (a zone, "ip:port", ...)
@@ -124,8 +83,8 @@ type throttleShard struct {
 	_         [64]byte // keeps neighbouring locks off one cache line
 }
 
-// throttleKey is a client key as a shard stores it.
-type throttleKey struct {
+// clientKey is a client key as a shard stores it.
+type clientKey struct {
 	ip   [16]byte
 	name string
 	hash uint64 // seeded: the top bits pick the shard, the low ones the slot
@@ -135,41 +94,41 @@ type throttleKey struct {
 // keyOf stores an IP written canonically as its 16 bytes. Every other
 // string (another spelling of an address included) keeps its own budget
 // under the string itself, so two keys share a window only when equal.
-func keyOf(s string) throttleKey {
+func keyOf(s string) clientKey {
 	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" && !a.Is4In6() {
 		var buf [64]byte
 		if string(a.AppendTo(buf[:0])) == s {
-			return throttleKey{ip: a.As16(), isIP: true}
+			return clientKey{ip: a.As16(), isIP: true}
 		}
 	}
-	return throttleKey{name: s}
+	return clientKey{name: s}
 }
 
 // setup lays out the shards: as many as allow each a share of maxEntries
-// of at least rate.num, so that a full window never has to evict itself.
-func (t *throttle) setup() {
+// of at least rate.Num, so that a full window never has to evict itself.
+func (t *Throttle) setup() {
 	limit := max(t.maxEntries, 1)
-	n := throttleShards
-	for n > 1 && limit/n < t.rate.num {
+	n := numShards
+	for n > 1 && limit/n < t.rate.Num {
 		n /= 2
 	}
 	t.seed = maphash.MakeSeed()
 	t.shift = uint(64 - bits.TrailingZeros(uint(n)))
-	t.shards = make([]throttleShard, n)
+	t.shards = make([]shard, n)
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.max = limit / n
 		if i < limit%n {
 			s.max++
 		}
-		s.max = max(s.max, t.rate.num) // only when maxEntries < rate.num
+		s.max = max(s.max, t.rate.Num) // only when maxEntries < rate.Num
 		s.ips = ipTable{seed: t.seed, limit: s.max + s.max/4 + 1}
 		s.names = make(map[string]int64)
 	}
 }
 
 // locate returns key as stored and the shard that holds it.
-func (t *throttle) locate(key string) (*throttleShard, throttleKey) {
+func (t *Throttle) locate(key string) (*shard, clientKey) {
 	t.once.Do(t.setup)
 	k := keyOf(key)
 	if k.isIP {
@@ -180,51 +139,51 @@ func (t *throttle) locate(key string) (*throttleShard, throttleKey) {
 	return &t.shards[k.hash>>t.shift], k
 }
 
-// wait reports how long key must wait before its next request may be
+// Wait reports how long key must wait before its next request may be
 // counted, or 0 when it may go now. It records nothing.
-func (t *throttle) wait(key string) time.Duration {
+func (t *Throttle) Wait(key string) time.Duration {
 	now := t.now().UnixNano()
 	s, k := t.locate(key)
 	s.mu.Lock()
-	v, n := s.window(&k, now-int64(t.rate.period))
+	v, n := s.window(&k, now-int64(t.rate.Period))
 	oldest := s.oldest(v, n)
 	s.mu.Unlock()
-	return t.rate.wait(n, oldest, now)
+	return t.rate.Wait(n, oldest, now)
 }
 
-// allow counts a request for key if the budget allows it (DRF's
+// Allow counts a request for key if the budget allows it (DRF's
 // allow_request: only allowed requests are recorded). It returns 0 when
 // the request was counted, or how long to wait. The check and the count
 // are one step, so concurrent requests cannot overdraw the budget.
-func (t *throttle) allow(key string) time.Duration {
+func (t *Throttle) Allow(key string) time.Duration {
 	now := t.now().UnixNano()
 	s, k := t.locate(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cutoff := now - int64(t.rate.period)
+	cutoff := now - int64(t.rate.Period)
 	v, n := s.window(&k, cutoff)
-	if w := t.rate.wait(n, s.oldest(v, n), now); w > 0 {
+	if w := t.rate.Wait(n, s.oldest(v, n), now); w > 0 {
 		return w
 	}
-	s.add(&k, v, n, now, cutoff, t.rate.num)
+	s.add(&k, v, n, now, cutoff, t.rate.Num)
 	return 0
 }
 
-// record counts one event for key (for failure budgets, where events are
+// Record counts one event for key (for failure budgets, where events are
 // counted whatever the outcome).
-func (t *throttle) record(key string) {
+func (t *Throttle) Record(key string) {
 	now := t.now().UnixNano()
 	s, k := t.locate(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cutoff := now - int64(t.rate.period)
+	cutoff := now - int64(t.rate.Period)
 	v, n := s.window(&k, cutoff)
-	s.add(&k, v, n, now, cutoff, t.rate.num)
+	s.add(&k, v, n, now, cutoff, t.rate.Num)
 }
 
 // The methods below run with s.mu held.
 
-func (s *throttleShard) load(k *throttleKey) (int64, bool) {
+func (s *shard) load(k *clientKey) (int64, bool) {
 	if k.isIP {
 		return s.ips.get(k.ip, k.hash)
 	}
@@ -232,7 +191,7 @@ func (s *throttleShard) load(k *throttleKey) (int64, bool) {
 	return v, ok
 }
 
-func (s *throttleShard) store(k *throttleKey, v int64) {
+func (s *shard) store(k *clientKey, v int64) {
 	if k.isIP {
 		s.ips.set(k.ip, k.hash, v)
 	} else {
@@ -240,7 +199,7 @@ func (s *throttleShard) store(k *throttleKey, v int64) {
 	}
 }
 
-func (s *throttleShard) remove(k *throttleKey) {
+func (s *shard) remove(k *clientKey) {
 	if k.isIP {
 		s.ips.remove(k.ip, k.hash)
 	} else {
@@ -249,7 +208,7 @@ func (s *throttleShard) remove(k *throttleKey) {
 }
 
 // length returns how many times window v holds.
-func (s *throttleShard) length(v int64) int {
+func (s *shard) length(v int64) int {
 	if v >= 0 {
 		return 1
 	}
@@ -257,7 +216,7 @@ func (s *throttleShard) length(v int64) int {
 }
 
 // oldest returns the oldest time of a window of n times.
-func (s *throttleShard) oldest(v int64, n int) int64 {
+func (s *shard) oldest(v int64, n int) int64 {
 	switch {
 	case n == 0:
 		return 0
@@ -269,7 +228,7 @@ func (s *throttleShard) oldest(v int64, n int) int64 {
 
 // window drops k's times older than the window (at or before cutoff) and
 // returns its window and how many times are left.
-func (s *throttleShard) window(k *throttleKey, cutoff int64) (int64, int) {
+func (s *shard) window(k *clientKey, cutoff int64) (int64, int) {
 	v, ok := s.load(k)
 	if !ok {
 		return 0, 0
@@ -286,7 +245,7 @@ func (s *throttleShard) window(k *throttleKey, cutoff int64) (int64, int) {
 // trim drops the times of window v at or before cutoff, oldest first as
 // DRF does, and returns the window left and its length (0: nothing left,
 // and v is released).
-func (s *throttleShard) trim(v, cutoff int64) (int64, int) {
+func (s *shard) trim(v, cutoff int64) (int64, int) {
 	if v >= 0 {
 		if v <= cutoff {
 			s.entries--
@@ -324,7 +283,7 @@ func (s *throttleShard) trim(v, cutoff int64) (int64, int) {
 // add counts a time for k, whose window v holds n times after trimming. A
 // full window drops its oldest time; any other frees room first when the
 // shard is full.
-func (s *throttleShard) add(k *throttleKey, v int64, n int, now, cutoff int64, num int) {
+func (s *shard) add(k *clientKey, v int64, n int, now, cutoff int64, num int) {
 	if n >= num {
 		if nv := s.shift(v, now); nv != v {
 			s.store(k, nv)
@@ -342,7 +301,7 @@ func (s *throttleShard) add(k *throttleKey, v int64, n int, now, cutoff int64, n
 }
 
 // shift drops the oldest time of full window v and appends now.
-func (s *throttleShard) shift(v, now int64) int64 {
+func (s *shard) shift(v, now int64) int64 {
 	if v >= 0 && now >= 0 {
 		return now // num is 1
 	}
@@ -356,7 +315,7 @@ func (s *throttleShard) shift(v, now int64) int64 {
 }
 
 // push appends now to window v of n < num times.
-func (s *throttleShard) push(v int64, n int, now int64, num int) int64 {
+func (s *shard) push(v int64, n int, now int64, num int) int64 {
 	switch {
 	case n == 0 && now >= 0:
 		return now
@@ -373,7 +332,7 @@ func (s *throttleShard) push(v int64, n int, now int64, num int) int64 {
 	return v
 }
 
-func (s *throttleShard) alloc(h []int64) int64 {
+func (s *shard) alloc(h []int64) int64 {
 	if n := len(s.free); n > 0 {
 		i := s.free[n-1]
 		s.free = s.free[:n-1]
@@ -384,7 +343,7 @@ func (s *throttleShard) alloc(h []int64) int64 {
 	return ^int64(len(s.windows) - 1)
 }
 
-func (s *throttleShard) release(v int64) {
+func (s *shard) release(v int64) {
 	if v < 0 {
 		s.windows[^v] = nil
 		s.free = append(s.free, int32(^v))
@@ -395,7 +354,7 @@ func (s *throttleShard) release(v int64) {
 // from a random point of the shard (so an attacker cannot choose which):
 // it trims every one of them, and if none had expired times, drops the
 // window of the first one. keep, the client being counted, stays.
-func (s *throttleShard) evict(cutoff int64, keep *throttleKey) {
+func (s *shard) evict(cutoff int64, keep *clientKey) {
 	before := s.entries
 	var ipVictim [16]byte
 	var nameVictim string
@@ -430,7 +389,7 @@ func (s *throttleShard) evict(cutoff int64, keep *throttleKey) {
 // scanIPs is evict's visit of the IP keys: at most budget of them, from a
 // random slot, trimming each but keep. It returns the first one that had
 // nothing to trim and the budget left.
-func (s *throttleShard) scanIPs(keep *throttleKey, cutoff int64, budget int) (victim [16]byte, found bool, left int) {
+func (s *shard) scanIPs(keep *clientKey, cutoff int64, budget int) (victim [16]byte, found bool, left int) {
 	t := &s.ips
 	if t.used == 0 {
 		return victim, false, budget
@@ -462,7 +421,7 @@ func (s *throttleShard) scanIPs(keep *throttleKey, cutoff int64, budget int) (vi
 }
 
 // scanNames is scanIPs for the other keys (from a random point of a map).
-func (s *throttleShard) scanNames(keep *throttleKey, cutoff int64, budget int) (victim string, found bool, left int) {
+func (s *shard) scanNames(keep *clientKey, cutoff int64, budget int) (victim string, found bool, left int) {
 	for k, v := range s.names {
 		if budget == 0 {
 			break
@@ -484,7 +443,7 @@ func (s *throttleShard) scanNames(keep *throttleKey, cutoff int64, budget int) (
 }
 
 // drop releases window v whole.
-func (s *throttleShard) drop(v int64) {
+func (s *shard) drop(v int64) {
 	s.entries -= s.length(v)
 	s.release(v)
 }
@@ -597,34 +556,4 @@ func (t *ipTable) grow() {
 			t.slots[j] = *e
 		}
 	}
-}
-
-// throttles keeps each budget across config reloads, so that a reload
-// does not hand every client a fresh one. A budget is named by what it
-// counts and its rate; handlers that name the same budget share it.
-var throttles = caddy.NewUsagePool()
-
-// Destruct lets a throttle live in the usage pool.
-func (t *throttle) Destruct() error { return nil }
-
-// loadThrottle returns the shared budget name at rate r.
-func loadThrottle(name string, r rate) (*throttle, error) {
-	v, _, err := throttles.LoadOrNew(name, func() (caddy.Destructor, error) {
-		return newThrottle(r), nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return v.(*throttle), nil
-}
-
-// throttledDetail is DRF's Throttled message for a wait.
-func throttledDetail(wait time.Duration) (detail string, retryAfter string) {
-	secs := int(math.Ceil(wait.Seconds()))
-	unit := "seconds"
-	if secs == 1 {
-		unit = "second"
-	}
-	n := strconv.Itoa(secs)
-	return "Request was throttled. Expected available in " + n + " " + unit + ".", n
 }

@@ -1,4 +1,4 @@
-package tokenauth
+package throttle
 
 import (
 	"runtime"
@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tokenauth/caddy-tokenauth/internal/drf"
 )
 
 // BenchmarkThrottleMemory fills a throttle at the default bound beyond it
@@ -29,11 +31,11 @@ func BenchmarkThrottleMemory(b *testing.B) {
 				runtime.GC()
 				var before, after runtime.MemStats
 				runtime.ReadMemStats(&before)
-				th := newThrottle(rate{num: f.num, period: time.Hour})
-				for i := 0; i < (maxThrottleEntries+maxThrottleEntries/8)/f.perUser; i++ {
+				th := New(drf.Rate{Num: f.num, Period: time.Hour})
+				for i := 0; i < (defaultMaxEntries+defaultMaxEntries/8)/f.perUser; i++ {
 					key := f.client(i)
 					for j := 0; j < f.perUser; j++ {
-						th.record(key)
+						th.Record(key)
 					}
 				}
 				runtime.GC()
@@ -56,9 +58,9 @@ func BenchmarkThrottleMemory(b *testing.B) {
 // 99.99th percentile and how many calls took over 1 ms (wall time, so a
 // busy machine shows its own stalls too).
 func BenchmarkThrottleEvictionAtCap(b *testing.B) {
-	th := newThrottle(rate{num: 1, period: time.Hour})
-	for i := 0; i < maxThrottleEntries; i++ {
-		th.record(ipv6Client(i))
+	th := New(drf.Rate{Num: 1, Period: time.Hour})
+	for i := 0; i < defaultMaxEntries; i++ {
+		th.Record(ipv6Client(i))
 	}
 	var stop atomic.Bool
 	var waits latencies
@@ -68,7 +70,7 @@ func BenchmarkThrottleEvictionAtCap(b *testing.B) {
 		defer wg.Done()
 		for i := 0; !stop.Load(); i++ {
 			start := time.Now()
-			th.wait(ipv4Client(i % 4096))
+			th.Wait(ipv4Client(i % 4096))
 			waits.add(time.Since(start))
 		}
 	}()
@@ -76,7 +78,7 @@ func BenchmarkThrottleEvictionAtCap(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		th.record(ipv6Client(maxThrottleEntries + i))
+		th.Record(ipv6Client(defaultMaxEntries + i))
 		records.add(time.Since(start))
 	}
 	b.StopTimer()
@@ -113,7 +115,7 @@ func (l *latencies) report(b *testing.B, name string) {
 // BenchmarkThrottleAllow is the request path: a login budget checked by
 // many clients at once.
 func BenchmarkThrottleAllow(b *testing.B) {
-	th := newThrottle(rate{num: 1 << 30, period: time.Minute})
+	th := New(drf.Rate{Num: 1 << 30, Period: time.Minute})
 	keys := make([]string, 4096)
 	for i := range keys {
 		keys[i] = ipv4Client(i)
@@ -123,7 +125,7 @@ func BenchmarkThrottleAllow(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		i := int(next.Add(1000))
 		for pb.Next() {
-			th.allow(keys[i%len(keys)])
+			th.Allow(keys[i%len(keys)])
 			i++
 		}
 	})
