@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -20,6 +21,15 @@ const Namespace = "http.token_auth.stores"
 // query_timeout is not set: the query itself, and the wait for what it
 // needs first (a pooled connection, a lock held by another writer).
 const DefaultQueryTimeout = 2 * time.Second
+
+// CheckQueryTimeout is every store's rule for its query_timeout: zero
+// (unset) stands for DefaultQueryTimeout, a negative one is refused.
+func CheckQueryTimeout(d time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("query_timeout must be positive, got %v", d)
+	}
+	return nil
+}
 
 // Sentinel errors. Stores wrap them, so callers test with errors.Is.
 var (

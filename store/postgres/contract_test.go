@@ -169,3 +169,10 @@ func pgSchema(t *testing.T, conn *pgx.Conn, s *Postgres) string {
 	}
 	return b.String()
 }
+
+// The store contract Postgres meets, every part of it (Admin includes Logins).
+var _ interface {
+	store.Store
+	store.Admin
+	store.Watcher
+} = (*Postgres)(nil)

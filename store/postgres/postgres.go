@@ -265,40 +265,28 @@ func (s *Postgres) Cleanup() error {
 //		notify
 //	}
 func (s *Postgres) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	return caddyfileopt.Block(d, "dsn", &s.DSN, func(name string) error {
-		switch name {
-		case "max_conns":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			// Zero is the default in the JSON; the Caddyfile says it by
-			// leaving the option out.
-			n, err := strconv.Atoi(d.Val())
-			if err != nil || n == 0 {
-				return d.Errf("max_conns must be a positive integer, got %s", d.Val())
-			}
-			s.MaxConns = n
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			return nil
-		case "query_timeout":
-			return caddyfileopt.PositiveDuration(d, &s.QueryTimeout)
-		case "schema":
-			if !d.Args(&s.Schema) {
-				return d.ArgErr()
-			}
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			return nil
-		case "create":
-			return caddyfileopt.Flag(d, &s.Create)
-		case "notify":
-			return caddyfileopt.Flag(d, &s.Notify)
-		}
-		return d.Errf("unrecognized postgres store option '%s'", name)
+	return caddyfileopt.Block(d, "postgres", "dsn", &s.DSN, caddyfileopt.Options{
+		"max_conns":     func() error { return s.unmarshalMaxConns(d) },
+		"query_timeout": func() error { return caddyfileopt.PositiveDuration(d, &s.QueryTimeout) },
+		"schema":        func() error { return caddyfileopt.String(d, &s.Schema) },
+		"create":        func() error { return caddyfileopt.Flag(d, &s.Create) },
+		"notify":        func() error { return caddyfileopt.Flag(d, &s.Notify) },
 	}, s.validate)
+}
+
+// unmarshalMaxConns reads max_conns. Zero is the default in the JSON; the
+// Caddyfile says it by leaving the option out.
+func (s *Postgres) unmarshalMaxConns(d *caddyfile.Dispenser) error {
+	var v string
+	if err := caddyfileopt.String(d, &v); err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n == 0 {
+		return d.Errf("max_conns must be a positive integer, got %s", v)
+	}
+	s.MaxConns = n
+	return nil
 }
 
 // validate holds the rules of the store's config; the Caddyfile (after
@@ -310,10 +298,8 @@ func (s *Postgres) validate() error {
 		return fmt.Errorf("schema %q is not a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63 characters)", s.Schema)
 	case s.MaxConns < 0:
 		return fmt.Errorf("max_conns must not be negative, got %d", s.MaxConns)
-	case s.QueryTimeout < 0:
-		return fmt.Errorf("query_timeout must be positive, got %v", time.Duration(s.QueryTimeout))
 	}
-	return nil
+	return store.CheckQueryTimeout(time.Duration(s.QueryTimeout))
 }
 
 // Lookup implements store.Store.
@@ -415,13 +401,10 @@ func (s *Postgres) wrap(err error) error {
 	return scrubError(fmt.Errorf("postgres store %s: %w", s.dsn, err), s.secrets)
 }
 
-// Interface guards
+// Interface guards (the store contract's are in contract_test.go, beside
+// the suite that proves it)
 var (
-	_ store.Store           = (*Postgres)(nil)
-	_ store.Logins          = (*Postgres)(nil)
-	_ store.Admin           = (*Postgres)(nil)
 	_ caddy.Provisioner     = (*Postgres)(nil)
 	_ caddy.CleanerUpper    = (*Postgres)(nil)
 	_ caddyfile.Unmarshaler = (*Postgres)(nil)
-	_ store.Watcher         = (*Postgres)(nil)
 )

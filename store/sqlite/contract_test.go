@@ -156,3 +156,10 @@ func sqlExecOn(t *testing.T, db *sql.DB, stmts ...string) {
 		}
 	}
 }
+
+// The store contract SQLite meets, every part of it (Admin includes Logins).
+var _ interface {
+	store.Store
+	store.Admin
+	store.Watcher
+} = (*SQLite)(nil)

@@ -127,25 +127,16 @@ func (s *SQLite) Cleanup() error {
 //		query_timeout <duration>
 //	}
 func (s *SQLite) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	return caddyfileopt.Block(d, "path", &s.Path, func(name string) error {
-		switch name {
-		case "create":
-			return caddyfileopt.Flag(d, &s.Create)
-		case "query_timeout":
-			return caddyfileopt.PositiveDuration(d, &s.QueryTimeout)
-		}
-		return d.Errf("unrecognized sqlite store option '%s'", name)
+	return caddyfileopt.Block(d, "sqlite", "path", &s.Path, caddyfileopt.Options{
+		"create":        func() error { return caddyfileopt.Flag(d, &s.Create) },
+		"query_timeout": func() error { return caddyfileopt.PositiveDuration(d, &s.QueryTimeout) },
 	}, s.validate)
 }
 
-// validate holds the rules of the store's config; the Caddyfile (after
-// each option) and Provision both run it. Zero values stand for the
-// defaults.
+// validate is the store's only rule, shared by the Caddyfile and
+// Provision: the query timeout's.
 func (s *SQLite) validate() error {
-	if s.QueryTimeout < 0 {
-		return fmt.Errorf("query_timeout must be positive, got %v", time.Duration(s.QueryTimeout))
-	}
-	return nil
+	return store.CheckQueryTimeout(time.Duration(s.QueryTimeout))
 }
 
 // Watch implements store.Watcher: commits to the file by any other
@@ -238,12 +229,9 @@ func open(path string, create bool, timeout time.Duration) (*database, error) {
 	return db, nil
 }
 
-// Interface guards
+// Interface guards (the store contract's are in contract_test.go, beside
+// the suite that proves it)
 var (
-	_ store.Store           = (*SQLite)(nil)
-	_ store.Logins          = (*SQLite)(nil)
-	_ store.Admin           = (*SQLite)(nil)
-	_ store.Watcher         = (*SQLite)(nil)
 	_ caddy.Provisioner     = (*SQLite)(nil)
 	_ caddy.CleanerUpper    = (*SQLite)(nil)
 	_ caddyfile.Unmarshaler = (*SQLite)(nil)

@@ -9,15 +9,20 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
+// Options are the options of a store's block by name, each read with the
+// dispenser on the option's name.
+type Options map[string]func() error
+
 // Block reads a store's block, `<kind> [<arg>] { … }` (the rest of the
 // handler's `store` line): its one optional argument into *arg, then each
 // option in the block. An option named argName sets *arg from its one
-// argument; any other is read by option, called with the dispenser on the
-// option's name. An option given twice (the argument too: on the line and
-// in the block) is refused as already specified. After each option, check
-// (the store's validate, which holds its rules) runs, if not nil, so that
-// its error names the line that made the config invalid.
-func Block(d *caddyfile.Dispenser, argName string, arg *string, option func(name string) error, check func() error) error {
+// argument; the others are read by opts, and any other name is refused as
+// an unrecognized option of the kind. An option given twice (the argument
+// too: on the line and in the block) is refused as already specified.
+// After each option, check (the store's validate, which holds its rules)
+// runs, if not nil, so that its error names the line that made the config
+// invalid.
+func Block(d *caddyfile.Dispenser, kind, argName string, arg *string, opts Options, check func() error) error {
 	d.Next() // the store kind
 	seen := make(map[string]bool)
 	if d.NextArg() {
@@ -33,20 +38,32 @@ func Block(d *caddyfile.Dispenser, argName string, arg *string, option func(name
 			return d.Errf("%s already specified", name)
 		}
 		seen[name] = true
-		if name != argName {
-			if err := option(name); err != nil {
+		read, ok := opts[name]
+		switch {
+		case name == argName:
+			if err := String(d, arg); err != nil {
 				return err
 			}
-		} else if !d.Args(arg) {
-			return d.ArgErr()
-		} else if d.NextArg() {
-			return d.ArgErr()
+		case !ok:
+			return d.Errf("unrecognized %s store option '%s'", kind, name)
+		default:
+			if err := read(); err != nil {
+				return err
+			}
 		}
 		if check != nil {
 			if err := check(); err != nil {
 				return d.WrapErr(err)
 			}
 		}
+	}
+	return nil
+}
+
+// String reads an option's one argument into *v.
+func String(d *caddyfile.Dispenser, v *string) error {
+	if !d.Args(v) || d.NextArg() {
+		return d.ArgErr()
 	}
 	return nil
 }

@@ -20,14 +20,9 @@ type opts struct {
 func parse(input string) (opts, error) {
 	var o opts
 	d := caddyfile.NewTestDispenser(input)
-	err := Block(d, "path", &o.Path, func(name string) error {
-		switch name {
-		case "create":
-			return Flag(d, &o.Create)
-		case "query_timeout":
-			return PositiveDuration(d, &o.Timeout)
-		}
-		return d.Errf("unrecognized test store option '%s'", name)
+	err := Block(d, "test", "path", &o.Path, Options{
+		"create":        func() error { return Flag(d, &o.Create) },
+		"query_timeout": func() error { return PositiveDuration(d, &o.Timeout) },
 	}, func() error {
 		if o.Path == "/forbidden" {
 			return errors.New("path /forbidden is forbidden")
