@@ -496,16 +496,16 @@ func testCaddyTokenUsersWorkInDjango(t *testing.T, kind string) {
 		t.Errorf("create after adduser gave key %s, want the existing %s", again, key)
 	}
 
-	var carolID int64
+	// carol's id as Django's authenticate() gives it, for the subtests,
+	// each of which also runs alone.
+	carolOK, carolID := djangoAuthenticate(t, db, "carol", password)
 	t.Run("Django accepts carol's password", func(t *testing.T) {
 		if ok, _ := djangoAuthenticate(t, db, "carol", password+"x"); ok {
 			t.Error("authenticate() accepted a wrong password")
 		}
-		ok, id := djangoAuthenticate(t, db, "carol", password)
-		if !ok {
+		if !carolOK {
 			t.Fatal("authenticate() refused carol's password")
 		}
-		carolID = id
 	})
 	t.Run("DRF accepts carol's token", func(t *testing.T) {
 		got := whoami(t, key)
