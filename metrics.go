@@ -35,7 +35,7 @@ var (
 	cacheRequestsTotal = newCounterVec("cache_requests_total",
 		"Lookups of a well-formed key in the identity cache, by result: hit (answered from memory, found or unknown) or miss (asked the store).", "result")
 	cacheFlushesTotal = newCounterVec("cache_flushes_total",
-		"Times an identity cache was emptied, by cause: change (the store reported a change) or provision (a handler started using the cache).", "cause")
+		"Flushes of the identity caches, by cause: change (a change the store pushed, once per handler subscribed) or provision (a handler started using a cache).", "cause")
 	loginAttemptsTotal = newCounterVec("login_attempts_total",
 		"Requests to the login endpoint past content negotiation and the token check, by result.", "result")
 	throttleRejectionsTotal = newCounterVec("throttle_rejections_total",
