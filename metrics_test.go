@@ -327,12 +327,12 @@ caddy_token_auth_cache_entries{kind="unknown"} %d
 		}
 	}
 	check("empty", 0, 0)
-	for _, auth := range []string{f.alice, f.bob, randomKey(1), randomKey(2)} {
+	for _, auth := range []string{f.alice, f.bob, randomKey(1), randomKey(2), randomKey(4)} {
 		f.do(t, "Token "+auth)
 	}
 	g.do(t, "Token "+g.alice)
 	g.do(t, "Token "+randomKey(3))
-	check("after lookups", 3, 3) // alice twice, bob (inactive); three unknown keys
+	check("after lookups", 3, 4) // alice twice, bob (inactive); four unknown keys
 	f.h.cache.Flush()
 	check("after a flush of one", 1, 1)
 
