@@ -66,9 +66,18 @@ func (h *TokenAuth) authenticate(r *http.Request) authResult {
 	return authResult{outcome: authOK, key: key, id: id}
 }
 
-// lookup asks the cache, or the store when the cache is off.
+// lookup asks the cache, or the store when the cache is off. A key the
+// cache answers (found or unknown) counts as a hit, any other as a miss.
 func (h *TokenAuth) lookup(r *http.Request, key string) (cachedIdentity, error) {
 	if h.cache != nil {
+		if id, known, found := h.cache.Get(key); known {
+			cacheHits.Inc()
+			if !found {
+				return id, store.ErrNotFound
+			}
+			return id, nil
+		}
+		cacheMisses.Inc()
 		return h.cache.Lookup(r.Context(), key, h.load)
 	}
 	id, err := h.store.Lookup(r.Context(), key)
@@ -80,6 +89,7 @@ func (h *TokenAuth) lookup(r *http.Request, key string) (cachedIdentity, error) 
 func (h *TokenAuth) refuseToken(r *http.Request, e *drf.Error) authResult {
 	if h.failures != nil {
 		if wait := h.failures.Allow(h.clientIP(r)); wait > 0 {
+			throttledFailure.Inc()
 			return authResult{outcome: authThrottled, wait: wait}
 		}
 	}

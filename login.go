@@ -98,7 +98,9 @@ func (h *TokenAuth) serveLogin(w http.ResponseWriter, r *http.Request) error {
 		drf.WriteJSON(w, http.StatusNotAcceptable, -1, drf.Member{Key: "detail", Value: drf.MsgNotAcceptable})
 		return nil
 	}
-	switch a := h.authenticate(r); a.outcome {
+	a := h.authenticate(r)
+	countRequest(&a, true)
+	switch a.outcome {
 	case authOK:
 		setIdentity(r, a.id)
 	case authAnonymous:
@@ -108,6 +110,8 @@ func (h *TokenAuth) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	}
 	if t := h.Login.throttle; t != nil {
 		if wait := t.Allow(h.clientIP(r)); wait > 0 {
+			throttledLogin.Inc()
+			loginThrottled.Inc()
 			detail, retry := drf.ThrottledDetail(wait)
 			w.Header().Set("Retry-After", retry)
 			drf.WriteJSON(w, http.StatusTooManyRequests, indent, drf.Member{Key: "detail", Value: detail})
@@ -127,20 +131,26 @@ func (h *TokenAuth) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	maxBody := h.Login.MaxBody
 	body, err := h.readBody(w, r, maxBody+1)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
+		loginInvalid.Inc()
 		w.Header().Set("Connection", "close")
 		drf.WriteJSON(w, http.StatusRequestTimeout, indent, drf.Member{Key: "detail", Value: drf.MsgBodyTimeout})
 		return nil
 	}
 	if err != nil {
+		loginInvalid.Inc()
 		drf.WriteJSON(w, http.StatusBadRequest, indent, drf.Member{Key: "detail", Value: drf.MsgBodyUnread})
 		return nil
 	}
 	if int64(len(body)) > maxBody {
+		loginInvalid.Inc()
 		drf.WriteJSON(w, http.StatusRequestEntityTooLarge, indent, drf.Member{Key: "detail", Value: drf.BodyTooLarge(strconv.FormatInt(maxBody, 10))})
 		return nil
 	}
 
 	p := drf.ParseLoginBody(r, body)
+	if p.Status != 0 || p.NonField != "" {
+		loginInvalid.Inc()
+	}
 	switch {
 	case p.Status != 0:
 		drf.WriteJSON(w, p.Status, indent, drf.Member{Key: "detail", Value: p.Detail})
@@ -152,6 +162,7 @@ func (h *TokenAuth) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	username, uerr := p.Username.Validate(true)
 	pw, perr := p.Password.Validate(false)
 	if uerr != nil || perr != nil {
+		loginInvalid.Inc()
 		var errs []drf.Member
 		if uerr != nil {
 			errs = append(errs, drf.Member{Key: "username", Value: uerr})
@@ -165,6 +176,7 @@ func (h *TokenAuth) serveLogin(w http.ResponseWriter, r *http.Request) error {
 
 	user, ok, err := h.checkPassword(r.Context(), username, pw)
 	if errors.Is(err, errHashQueueFull) {
+		loginUnavailable.Inc()
 		h.logger.Warn("login refused: every password-hashing slot is busy and the queue is full",
 			zap.String("remote_ip", h.clientIP(r)))
 		w.Header()["Retry-After"] = []string{drf.UnavailableRetryAfter}
@@ -172,9 +184,11 @@ func (h *TokenAuth) serveLogin(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	if err != nil {
+		loginUnavailable.Inc()
 		return h.unavailable(w, err)
 	}
 	if !ok {
+		loginBadCredentials.Inc()
 		drf.WriteJSON(w, http.StatusBadRequest, indent, drf.Member{Key: "non_field_errors", Value: []string{drf.MsgBadLogin}})
 		return nil
 	}
@@ -182,8 +196,10 @@ func (h *TokenAuth) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	key, err := h.logins.TokenFor(ctx, user.Username, false)
 	if err != nil {
+		loginUnavailable.Inc()
 		return h.unavailable(w, err)
 	}
+	loginSuccess.Inc()
 	drf.WriteJSON(w, http.StatusOK, indent, drf.Member{Key: "token", Value: key})
 	return nil
 }

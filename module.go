@@ -134,6 +134,9 @@ func (h *TokenAuth) Provision(ctx caddy.Context) error {
 	if err := h.validate(); err != nil {
 		return err
 	}
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
 	if h.Keyword == "" {
 		h.Keyword = "Token"
 	}
@@ -240,6 +243,7 @@ func (h *TokenAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		return h.serveLogin(w, r)
 	}
 	a := h.authenticate(r)
+	countRequest(&a, h.Optional)
 	switch a.outcome {
 	case authOK:
 		setIdentity(r, a.id)

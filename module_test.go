@@ -25,6 +25,7 @@ type fixture struct {
 	path       string
 	alice, bob string
 	aliceID    string
+	ctx        caddy.Context // the handler was provisioned with
 }
 
 func newFixture(t testing.TB, configure func(*TokenAuth), storeOpts map[string]any) *fixture {
@@ -66,6 +67,7 @@ func newFixture(t testing.TB, configure func(*TokenAuth), storeOpts map[string]a
 	}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
+	f.ctx = ctx
 	if err := f.h.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}

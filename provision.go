@@ -54,6 +54,7 @@ func (h *TokenAuth) provisionCache(storeKey string) error {
 		h.stopWatch, pushed = w.Watch(func() {
 			if c := target.Load(); c != nil {
 				c.Flush()
+				cacheFlushesChange.Inc()
 			}
 		}, func() bool {
 			c := target.Load()
@@ -83,6 +84,7 @@ func (h *TokenAuth) provisionCache(storeKey string) error {
 	target.Store(h.cache)
 	// Changes made before the subscription could have been missed.
 	h.cache.Flush()
+	cacheFlushesProvision.Inc()
 	return nil
 }
 
