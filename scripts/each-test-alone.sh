@@ -5,6 +5,8 @@
 #
 #   bash scripts/each-test-alone.sh                 # every package
 #   bash scripts/each-test-alone.sh ./store/sqlite  # some
+#   NAMES='^TestRevocation' bash scripts/each-test-alone.sh ./integration
+#                                                   # only the names matching
 #
 # Each package's test binary is built once (without -race) and run once
 # whole, with -v, to list its tests; then each name is run alone in the
@@ -48,6 +50,7 @@ for pkg in "${pkgs[@]}"; do
 	names=$(cd "$dir" && "$bin" -test.v -test.count=1 -test.timeout 20m 2>&1 | sed -n 's/^ *=== RUN *//p' | sort -u)
 	while IFS= read -r name; do
 		[ -n "$name" ] || continue
+		[[ $name =~ ${NAMES:-.} ]] || continue
 		if out=$(cd "$dir" && "$bin" -test.run "$(quote "$name")" -test.count=1 -test.timeout 5m 2>&1); then
 			passed=$((passed + 1))
 		else
