@@ -169,8 +169,10 @@ func (t *Throttle) Allow(key string) time.Duration {
 	return 0
 }
 
-// Record counts one event for key (for failure budgets, where events are
-// counted whatever the outcome).
+// Record counts one event for key whatever the budget says, shifting out
+// the oldest time of a full window. No handler calls it today (both of
+// token_auth's budgets go through Allow, which counts only what it lets
+// through, as DRF does); the tests use it to fill windows.
 func (t *Throttle) Record(key string) {
 	now := t.now().UnixNano()
 	s, k := t.locate(key)
