@@ -54,6 +54,8 @@ type Identity struct {
 	// Active is auth_user.is_active. Tokens of inactive users are refused
 	// with DRF's "User inactive or deleted.".
 	Active bool
+	// Created is authtoken_token.created, for tokens drf { max_age }.
+	Created time.Time
 }
 
 // User is a row of auth_user as login needs it (Logins.UserByName).
@@ -140,6 +142,97 @@ type Admin interface {
 	// never changes a table that exists, so running it again changes
 	// nothing.
 	Migrate(ctx context.Context) error
+}
+
+// ErrTokenLimit: the user holds as many live knox tokens as the limit
+// allows (knox's TOKEN_LIMIT_PER_USER).
+var ErrTokenLimit = errors.New("maximum amount of tokens allowed per user exceeded")
+
+// KnoxCandidate is a row of knox_authtoken whose token_key matched, with
+// its user, as knox's TokenAuthentication sees it before it compares
+// digests.
+type KnoxCandidate struct {
+	// Digest is knox_authtoken.digest: SHA-512 of the token, 128
+	// lowercase hex characters.
+	Digest string
+	// User is the token's user (Identity.Created is not set).
+	User    Identity
+	Created time.Time
+	// Expiry is knox_authtoken.expiry; the zero time for NULL (never).
+	Expiry time.Time
+	// UserHasExpired tells that the user holds some token whose expiry is
+	// before the now passed to KnoxLookup: knox's cleanup is due.
+	UserHasExpired bool
+}
+
+// KnoxNew is a row KnoxCreate inserts.
+type KnoxNew struct {
+	Digest   string
+	TokenKey string
+	// UserID is auth_user.id in decimal.
+	UserID  string
+	Created time.Time
+	// Expiry is the zero time for a token that never expires.
+	Expiry time.Time
+}
+
+// KnoxToken is a row of knox_authtoken as `caddy token list` shows it.
+type KnoxToken struct {
+	TokenKey string
+	Username string
+	Created  time.Time
+	Expiry   time.Time // zero: never
+}
+
+// Knox is what tokens knox needs of a store: django-rest-knox's
+// knox_authtoken table, which holds digests, never keys. Timestamps are
+// written as Django writes them (on SQLite, text in UTC, microseconds,
+// the fraction omitted when zero), and compared as Django compares them.
+type Knox interface {
+	// KnoxLookup returns the rows whose token_key is tokenKey, with their
+	// users (one indexed query, no write). An empty answer is not an error.
+	KnoxLookup(ctx context.Context, tokenKey string, now time.Time) ([]KnoxCandidate, error)
+	// KnoxCleanup deletes the tokens of the user (auth_user.id in decimal)
+	// whose expiry is before now, as knox's _cleanup_token does, and
+	// returns how many it deleted.
+	KnoxCleanup(ctx context.Context, userID string, now time.Time) (int64, error)
+	// KnoxRefresh sets the expiry of the token with this digest (knox's
+	// AUTO_REFRESH). A token gone meanwhile is not an error.
+	KnoxRefresh(ctx context.Context, digest string, expiry time.Time) error
+	// KnoxCreate inserts t. With limit > 0 it first counts the user's
+	// tokens that are live at t.Created (expiry after it, or NULL) and
+	// returns an error wrapping ErrTokenLimit when there are limit or
+	// more, inserting nothing; the count and the insert are one
+	// transaction.
+	KnoxCreate(ctx context.Context, t KnoxNew, limit int) error
+	// KnoxDelete deletes the token with this digest (knox's logout) and
+	// reports whether there was one.
+	KnoxDelete(ctx context.Context, digest string) (bool, error)
+	// KnoxDeleteUser deletes every token of the user (auth_user.id in
+	// decimal; knox's logoutall) and returns how many it deleted.
+	KnoxDeleteUser(ctx context.Context, userID string) (int64, error)
+	// SetLastLogin sets auth_user.last_login of the user (auth_user.id in
+	// decimal), as Django's user_logged_in signal does.
+	SetLastLogin(ctx context.Context, userID string, t time.Time) error
+}
+
+// KnoxAdmin is what `caddy token` needs in knox mode beyond Knox.
+type KnoxAdmin interface {
+	Knox
+	// KnoxList lists every knox token with its user, ordered by username,
+	// then created.
+	KnoxList(ctx context.Context) ([]KnoxToken, error)
+	// KnoxDeleteByTokenKey deletes the tokens whose token_key is tokenKey
+	// (`caddy token revoke`) and returns how many it deleted.
+	KnoxDeleteByTokenKey(ctx context.Context, tokenKey string) (int64, error)
+	// KnoxPurgeExpired deletes every token whose expiry is before now and
+	// returns how many it deleted.
+	KnoxPurgeExpired(ctx context.Context, now time.Time) (int64, error)
+	// MigrateKnox creates knox_authtoken with knox's exact DDL and indexes
+	// where it is missing (after auth_user, which Migrate makes), and, on
+	// PostgreSQL with notify, its notification trigger. It never changes a
+	// table that exists.
+	MigrateKnox(ctx context.Context) error
 }
 
 // Watcher is implemented by stores that learn of changes made elsewhere:
