@@ -54,6 +54,18 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			upgrade_hashes             # rewrite outdated password hashes on login
 //		}
 //		logout <path>                  # POST deletes the caller's token: 204
+//		logout_all <path>              # knox: POST deletes all the user's tokens: 204
+//		tokens drf {                   # DRF's authtoken_token (the default)
+//			max_age <duration>         # refuse tokens created longer ago
+//		}
+//		tokens knox {                  # django-rest-knox's knox_authtoken
+//			ttl <duration>|none        # expiry of new tokens; default 10h
+//			limit_per_user <n>         # default none
+//			auto_refresh               # move the expiry on use
+//			max_ttl <duration>         # cap of auto_refresh after created; default none
+//			min_refresh_interval <d>   # default 60s
+//			prefix <text>              # starts new keys; at most 10 characters
+//		}
 //		failure_throttle <rate>        # per client IP, for refused tokens
 //		cache off
 //		cache {
@@ -92,6 +104,11 @@ func (h *TokenAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "logout":
 			err = oneArg(d, &h.Logout)
+		case "logout_all":
+			err = oneArg(d, &h.LogoutAll)
+		case "tokens":
+			h.Tokens = new(Tokens)
+			err = h.Tokens.unmarshalCaddyfile(d, h.validate)
 		case "cache":
 			h.Cache = new(Cache)
 			err = h.Cache.unmarshalCaddyfile(d, h.validate)

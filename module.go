@@ -80,6 +80,16 @@ type TokenAuth struct {
 	// token and gets 204 with no body. Default: none.
 	Logout string `json:"logout,omitempty"`
 
+	// LogoutAll (knox tokens) is the path where an authenticated POST
+	// deletes every token of the caller's user and gets 204 with no body,
+	// as knox's LogoutAllView. Default: none.
+	LogoutAll string `json:"logout_all,omitempty"`
+
+	// Tokens chooses DRF's tokens (authtoken_token) or knox's
+	// (knox_authtoken) and their expiry rules. Default: DRF's, never
+	// expiring.
+	Tokens *Tokens `json:"tokens,omitempty"`
+
 	// FailureThrottle limits, per client IP, the requests that present a
 	// token the store refuses (unknown key, inactive user), in DRF's rate
 	// syntax (20/min). Past it such a request gets 429 with Retry-After
@@ -195,6 +205,21 @@ func (h *TokenAuth) validate() error {
 		}
 		if h.Login.Path == h.Logout {
 			return fmt.Errorf("login and logout share the path %s", h.Logout)
+		}
+	}
+	if h.LogoutAll != "" {
+		switch {
+		case !strings.HasPrefix(h.LogoutAll, "/"):
+			return fmt.Errorf("logout_all path %q must start with /", h.LogoutAll)
+		case !h.Tokens.knox():
+			return fmt.Errorf("logout_all needs tokens knox (a DRF user has one token: use logout)")
+		case h.LogoutAll == h.Logout || (h.Login != nil && h.LogoutAll == h.Login.Path):
+			return fmt.Errorf("logout_all shares its path %s with login or logout", h.LogoutAll)
+		}
+	}
+	if h.Tokens != nil {
+		if err := h.Tokens.validate(); err != nil {
+			return err
 		}
 	}
 	if h.Cache != nil {
