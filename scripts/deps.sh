@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need from Debian's packages when it is missing:
 # PostgreSQL (a throwaway cluster per run) and Django with Django REST
-# Framework for /usr/bin/python3 (the compatibility tests). Needs root for
+# Framework for /usr/bin/python3 (the compatibility tests; django-rest-knox
+# is vendored in integration/django/third_party and imports nothing beyond
+# Django, DRF and the standard library). Needs root for
 # apt-get; without root it says what is missing. Under CI=true anything
 # missing after this fails the run.
 set -euo pipefail
