@@ -2,6 +2,7 @@ package tokenauth
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -49,11 +50,34 @@ const (
 // Replacer.Set would allocate the request's fresh map of static values,
 // where appending a provider (as Caddy's own map handler does) fits the
 // room Caddy's providers leave. A value an earlier handler set with
-// Replacer.Set is answered first. An inactive user has no provider: one
-// pointer, so that an identity costs the cache one word besides its
-// expiry and stays under 256 bytes.
+// Replacer.Set is answered first. An inactive user has no provider. A DRF
+// token without max_age has no token state: two words, so that an identity
+// stays under 256 bytes in the cache.
 type cachedIdentity struct {
 	vars caddy.ReplacerFunc // {http.auth.user.id} and {http.auth.user.username}; nil: inactive
+	tok  *tokenState        // knox tokens, and DRF tokens under max_age
+}
+
+// tokenState is what a token with an expiry adds to its identity.
+type tokenState struct {
+	// until is when the cache must stop serving the token, unix ns (0:
+	// never): a knox token's expiry when it was loaded, or a DRF token's
+	// created + max_age.
+	until int64
+	// The knox row: its digest (logout deletes by it), its user, and its
+	// expiry, which auto-refresh moves (unix ns; 0: never).
+	digest  string
+	userID  string
+	created int64
+	expiry  atomic.Int64
+}
+
+// bound is the cache's expiry of a value (internal/cache SetBound).
+func bound(v *cachedIdentity) int64 {
+	if v.tok == nil {
+		return 0
+	}
+	return v.tok.until
 }
 
 // Placeholder names of the identity.
@@ -62,11 +86,11 @@ const (
 	placeholderUsername = "http.auth.user.username"
 )
 
-func newCachedIdentity(id store.Identity) cachedIdentity {
+func newCachedIdentity(id store.Identity, tok *tokenState) cachedIdentity {
 	if !id.Active {
-		return cachedIdentity{}
+		return cachedIdentity{tok: tok}
 	}
-	return cachedIdentity{vars: identityVars(id.ID, id.Username)}
+	return cachedIdentity{vars: identityVars(id.ID, id.Username), tok: tok}
 }
 
 // identityVars answers the identity placeholders with the values boxed

@@ -266,8 +266,12 @@ func (h *TokenAuth) readBody(w http.ResponseWriter, r *http.Request, limit int64
 	return io.ReadAll(io.LimitReader(r.Body, limit))
 }
 
-// serveLogout deletes the caller's token: 204 with no body.
-func (h *TokenAuth) serveLogout(w http.ResponseWriter, r *http.Request, key string) error {
+// serveLogout deletes the caller's token, or with all every token of its
+// user (knox's logoutall): 204 with no body. The cache forgets the token at
+// once; after logout_all it forgets everything, since it cannot tell which
+// of its keys were that user's. Other instances learn of it through the
+// store's change push.
+func (h *TokenAuth) serveLogout(w http.ResponseWriter, r *http.Request, key string, id cachedIdentity, all bool) error {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", drf.LoginAllow)
 		drf.WriteJSON(w, http.StatusMethodNotAllowed, -1, drf.Member{Key: "detail", Value: drf.MethodNotAllowed(r.Method)})
@@ -275,11 +279,24 @@ func (h *TokenAuth) serveLogout(w http.ResponseWriter, r *http.Request, key stri
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	defer cancel()
-	if _, err := h.logins.DeleteTokenByKey(ctx, key); err != nil {
+	var err error
+	switch {
+	case all:
+		_, err = h.knox.KnoxDeleteUser(ctx, id.tok.userID)
+	case h.knox != nil:
+		_, err = h.knox.KnoxDelete(ctx, id.tok.digest)
+	default:
+		_, err = h.logins.DeleteTokenByKey(ctx, key)
+	}
+	if err != nil {
 		return h.unavailable(w, err)
 	}
 	if h.cache != nil {
-		h.cache.Forget(key)
+		if all {
+			h.cache.Flush()
+		} else {
+			h.cache.Forget(key)
+		}
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

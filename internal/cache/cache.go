@@ -74,8 +74,8 @@ type Cache[V any] struct {
 	flight      singleflight.Group
 	now         func() int64
 	bound       func(*V) int64 // a found value's own expiry, unix ns; 0: none
-	sweeping    atomic.Bool   // a sweeper runs
-	quit        chan struct{} // closed by Close: the sweeper stops
+	sweeping    atomic.Bool    // a sweeper runs
+	quit        chan struct{}  // closed by Close: the sweeper stops
 	sweepEvery  time.Duration
 }
 
