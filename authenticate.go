@@ -67,10 +67,14 @@ func (h *TokenAuth) authenticate(r *http.Request) authResult {
 	case err != nil:
 		return authResult{outcome: authUnavailable, err: err}
 	}
-	if h.refresh != nil && id.tok != nil {
-		h.touch(id.tok) // knox refreshes before it checks is_active
+	var tok *tokenState
+	if h.knox != nil || h.maxAge > 0 {
+		tok = id.token()
 	}
-	if !id.active() {
+	if h.refresh != nil && tok != nil {
+		h.touch(tok) // knox refreshes before it checks is_active
+	}
+	if !id.active(tok) {
 		return h.refuseToken(r, drf.ErrInactive)
 	}
 	return authResult{outcome: authOK, key: key, id: id}

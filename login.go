@@ -334,9 +334,9 @@ func (h *TokenAuth) serveLogout(w http.ResponseWriter, r *http.Request, key stri
 	var err error
 	switch {
 	case all:
-		_, err = h.knox.KnoxDeleteUser(ctx, id.tok.userID)
+		_, err = h.knox.KnoxDeleteUser(ctx, id.token().userID)
 	case h.knox != nil:
-		_, err = h.knox.KnoxDelete(ctx, id.tok.digest)
+		_, err = h.knox.KnoxDelete(ctx, id.token().digest)
 	default:
 		_, err = h.logins.DeleteTokenByKey(ctx, key)
 	}
