@@ -9,6 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/tokenauth/caddy-tokenauth/internal/drf"
+	"github.com/tokenauth/caddy-tokenauth/internal/knox"
 	"github.com/tokenauth/caddy-tokenauth/store"
 )
 
@@ -51,7 +52,12 @@ func (h *TokenAuth) authenticate(r *http.Request) authResult {
 		return authResult{outcome: authAnonymous}
 	case !res.HasKey():
 		return authResult{outcome: authRefused, err: res.Err()}
-	case res != drf.KeyHex40 && !h.anyKey:
+	case h.anyKey:
+	case h.knox != nil:
+		if !knox.Plausible(key) {
+			return h.refuseToken(r, drf.ErrInvalidToken)
+		}
+	case res != drf.KeyHex40:
 		return h.refuseToken(r, drf.ErrInvalidToken)
 	}
 	id, err := h.lookup(r, key)
@@ -60,7 +66,15 @@ func (h *TokenAuth) authenticate(r *http.Request) authResult {
 		return h.refuseToken(r, drf.ErrInvalidToken)
 	case err != nil:
 		return authResult{outcome: authUnavailable, err: err}
-	case !id.active():
+	}
+	var tok *tokenState
+	if h.knox != nil || h.maxAge > 0 {
+		tok = id.token()
+	}
+	if h.refresh != nil && tok != nil {
+		h.touch(tok) // knox refreshes before it checks is_active
+	}
+	if !id.active(tok) {
 		return h.refuseToken(r, drf.ErrInactive)
 	}
 	return authResult{outcome: authOK, key: key, id: id}
@@ -80,8 +94,7 @@ func (h *TokenAuth) lookup(r *http.Request, key string) (cachedIdentity, error) 
 		cacheMisses.Inc()
 		return h.cache.Lookup(r.Context(), key, h.load)
 	}
-	id, err := h.store.Lookup(r.Context(), key)
-	return newCachedIdentity(id), err
+	return h.load(r.Context(), key)
 }
 
 // refuseToken refuses a key the store refused, or throttles it when the

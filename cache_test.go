@@ -320,7 +320,7 @@ func BenchmarkCacheMemoryPerEntry(b *testing.B) {
 				if kind == "unknown key" {
 					return cachedIdentity{}, store.ErrNotFound
 				}
-				return newCachedIdentity(store.Identity{ID: fmt.Sprint(i + 1), Username: fmt.Sprintf("user%07d", i), Active: true}), nil
+				return newCachedIdentity(store.Identity{ID: fmt.Sprint(i + 1), Username: fmt.Sprintf("user%07d", i), Active: true}, nil), nil
 			}
 			for b.Loop() {
 				runtime.GC()

@@ -73,8 +73,9 @@ type Cache[V any] struct {
 	liveUntil   atomic.Int64 // the latest expiry of an entry put, unix ns
 	flight      singleflight.Group
 	now         func() int64
-	sweeping    atomic.Bool   // a sweeper runs
-	quit        chan struct{} // closed by Close: the sweeper stops
+	bound       func(*V) int64 // a found value's own expiry, unix ns; 0: none
+	sweeping    atomic.Bool    // a sweeper runs
+	quit        chan struct{}  // closed by Close: the sweeper stops
 	sweepEvery  time.Duration
 }
 
@@ -117,6 +118,16 @@ func (c *Cache[V]) SetClock(now func() int64) {
 	}
 	c.now = now
 }
+
+// SetBound makes the cache ask each found value for an expiry of its own,
+// in unix nanoseconds (0 for none): the value is never served at or after
+// it, whatever the TTL, the coarse clock's lag included. It must be called
+// before the cache is used.
+func (c *Cache[V]) SetBound(bound func(*V) int64) { c.bound = bound }
+
+// Now is the time the cache reads, in unix nanoseconds: the coarse clock
+// (late by up to clockTick), or the test's.
+func (c *Cache[V]) Now() int64 { return c.now() }
 
 // clock is the time in unix nanoseconds, updated every clockTick while it
 // is read: reading it costs an atomic load where time.Now costs half a
@@ -262,8 +273,16 @@ func (c *Cache[V]) put(key string, gen uint64, v *V) {
 	if _, ok := s.pos[key]; !ok && len(s.pos) >= c.maxPos {
 		evictOne(s.pos)
 	}
-	c.extendLife(now + c.ttl)
-	s.pos[key] = entry[V]{val: *v, exp: now + c.ttl}
+	exp := now + c.ttl
+	if c.bound != nil {
+		// The coarse clock lags by up to clockTick: expire that much
+		// early, so that the value is never served past its own expiry.
+		if b := c.bound(v); b != 0 && b-int64(clockTick) < exp {
+			exp = b - int64(clockTick)
+		}
+	}
+	c.extendLife(exp)
+	s.pos[key] = entry[V]{val: *v, exp: exp}
 	delete(s.neg, key)
 }
 

@@ -12,6 +12,11 @@ const (
 	DetailInvalidChars  = "Invalid token header. Token string should not contain invalid characters."
 	DetailInvalidToken  = "Invalid token."
 	DetailInactive      = "User inactive or deleted."
+	// BasicAuthentication's messages (knox's LoginView).
+	DetailBasicNoCredentials = "Invalid basic header. No credentials provided."
+	DetailBasicSpaces        = "Invalid basic header. Credentials string should not contain spaces."
+	DetailBasicBase64        = "Invalid basic header. Credentials not correctly base64 encoded."
+	DetailBadBasicLogin      = "Invalid username/password."
 	// DetailUnavailable is DRF's ServiceUnavailable, the answer when the
 	// token store cannot answer; UnavailableRetryAfter is its Retry-After.
 	DetailUnavailable     = "Service temporarily unavailable, try again later."
@@ -26,7 +31,12 @@ var (
 	ErrInvalidChars  = newError(DetailInvalidChars)
 	ErrInvalidToken  = newError(DetailInvalidToken)
 	ErrInactive      = newError(DetailInactive)
-	ErrUnavailable   = newError(DetailUnavailable)
+	// BasicAuthentication's refusals.
+	ErrBasicNoCredentials = newError(DetailBasicNoCredentials)
+	ErrBasicSpaces        = newError(DetailBasicSpaces)
+	ErrBasicBase64        = newError(DetailBasicBase64)
+	ErrBadBasicLogin      = newError(DetailBadBasicLogin)
+	ErrUnavailable        = newError(DetailUnavailable)
 )
 
 // Serializer fields (rest_framework/fields.py) and AuthTokenSerializer.
@@ -38,6 +48,9 @@ const (
 	MsgNullChars = "Null characters are not allowed."
 	MsgBadLogin  = "Unable to log in with provided credentials."
 	MsgNoData    = "No data provided"
+	// MsgTokenLimit is knox's LoginView refusal past TOKEN_LIMIT_PER_USER,
+	// under the key "error".
+	MsgTokenLimit = "Maximum amount of tokens allowed per user exceeded."
 )
 
 // Negotiation and request reading (rest_framework/exceptions.py,

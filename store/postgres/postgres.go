@@ -71,8 +71,11 @@ type Postgres struct {
 	// Notify installs, where missing, a trigger function (token_auth_notify,
 	// in the schema) and statement-level triggers on authtoken_token
 	// (INSERT, UPDATE, DELETE, TRUNCATE) and auth_user (UPDATE of id,
-	// username or is_active, DELETE, TRUNCATE) that send a NOTIFY on the
-	// channel token_auth, so that every Caddy sharing the database drops
+	// username or is_active, DELETE, TRUNCATE), and where knox_authtoken
+	// is there two on it (DELETE, TRUNCATE; an UPDATE of a row unless it
+	// only moves expiry later, as knox's auto-refresh does), that send a
+	// NOTIFY on the channel token_auth, so that every Caddy sharing the
+	// database drops
 	// its cached lookups within milliseconds of a change made by anyone,
 	// Django included. It never changes triggers that exist. Triggers
 	// installed earlier (by another Caddy, or `caddy token migrate

@@ -133,7 +133,7 @@ func waitListening(t *testing.T, s *Postgres, n int64) {
 func ourTriggers(t *testing.T, conn *pgx.Conn) (triggers, functionSchemas []string) {
 	t.Helper()
 	ctx := context.Background()
-	rows, err := conn.Query(ctx, `SELECT c.relnamespace::regnamespace::text || '.' || c.relname || ':' || t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE t.tgname = 'token_auth_notify' ORDER BY 1`)
+	rows, err := conn.Query(ctx, `SELECT c.relnamespace::regnamespace::text || '.' || c.relname || ':' || t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE t.tgname IN ('token_auth_notify', 'token_auth_notify_update') ORDER BY 1`)
 	if err != nil {
 		t.Fatal(err)
 	}
