@@ -238,10 +238,10 @@ func knoxFixtureDB(t *testing.T, kind string) djangoDB {
 		}
 	}
 	// SQLite holds naive UTC text; PostgreSQL reads it as UTC.
-	copyRows(`SELECT id, password, last_login, is_superuser, username, last_name, email, is_staff, is_active, date_joined, first_name FROM auth_user`,
+	copyRows(`SELECT id, password, CAST(last_login AS TEXT), is_superuser, username, last_name, email, is_staff, is_active, CAST(date_joined AS TEXT), first_name FROM auth_user`,
 		`INSERT INTO auth_user (id, password, last_login, is_superuser, username, last_name, email, is_staff, is_active, date_joined, first_name)
 			VALUES ($1, $2, ($3::text || '+00')::timestamptz, $4::int::bool, $5, $6, $7, $8::int::bool, $9::int::bool, ($10::text || '+00')::timestamptz, $11)`, 11)
-	copyRows(`SELECT digest, created, user_id, expiry, token_key FROM knox_authtoken`,
+	copyRows(`SELECT digest, CAST(created AS TEXT), user_id, CAST(expiry AS TEXT), token_key FROM knox_authtoken`,
 		`INSERT INTO knox_authtoken (digest, created, user_id, expiry, token_key)
 			VALUES ($1, ($2::text || '+00')::timestamptz, $3, ($4::text || '+00')::timestamptz, $5)`, 5)
 	if _, err := conn.Exec(ctx, `SELECT setval(pg_get_serial_sequence('auth_user', 'id'), max(id)) FROM auth_user`); err != nil {

@@ -23,7 +23,7 @@ the command then checks that knox.auth and knox.views see them.
   createtokens  {"tokens": [{"username", "ttl" (seconds, null: none; absent:
                  TOKEN_TTL), "prefix" (absent: TOKEN_PREFIX), "created",
                  "expiry" (ISO 8601, optional: written after the create)}]}
-                -> [{"token", "token_key", "digest", "created", "expiry"}]
+                -> [{"token", "user", "token_key", "digest", "created", "expiry"}]
                    knox's own AuthToken.objects.create(user, expiry=…,
                    prefix=…).
   requests      {"requests": [{"method" (POST), "path", "content_type" (null:
@@ -168,6 +168,7 @@ def createtokens(req):
         out.append(
             {
                 "token": token,
+                "user": user.username,
                 "token_key": instance.token_key,
                 "digest": instance.digest,
                 "created": iso(instance.created),
