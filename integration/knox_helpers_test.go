@@ -975,3 +975,47 @@ func knoxExec(t *testing.T, db djangoDB, stmts ...string) {
 		}
 	}
 }
+
+// knoxQueryStrings runs q, whose rows are one text column, on db directly.
+func knoxQueryStrings(t *testing.T, db djangoDB, q string) []string {
+	t.Helper()
+	if db.kind == "postgres" {
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, db.dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		rows, err := conn.Query(ctx, q)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		return out
+	}
+	conn, err := sql.Open("sqlite", "file:"+db.path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rows, err := conn.Query(q)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

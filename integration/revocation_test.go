@@ -65,9 +65,16 @@ var errRevocationPortTaken = errors.New("a port was taken before caddy bound it"
 // new ones.
 func revocationStartCaddy(t *testing.T, name, dsn string) *revocationCaddy {
 	t.Helper()
+	return revocationStartCaddyWith(t, name, dsn, "")
+}
+
+// revocationStartCaddyWith is revocationStartCaddy with more token_auth
+// options (lines of the token_auth block).
+func revocationStartCaddyWith(t *testing.T, name, dsn, options string) *revocationCaddy {
+	t.Helper()
 	const attempts = 5
 	for attempt := 1; ; attempt++ {
-		c, err := revocationTryCaddy(t, name, dsn)
+		c, err := revocationTryCaddy(t, name, dsn, options)
 		if err == nil {
 			return c
 		}
@@ -79,7 +86,7 @@ func revocationStartCaddy(t *testing.T, name, dsn string) *revocationCaddy {
 }
 
 // revocationTryCaddy is one attempt of revocationStartCaddy.
-func revocationTryCaddy(t *testing.T, name, dsn string) (*revocationCaddy, error) {
+func revocationTryCaddy(t *testing.T, name, dsn, options string) (*revocationCaddy, error) {
 	t.Helper()
 	u, err := url.Parse(dsn)
 	if err != nil {
@@ -108,10 +115,11 @@ http://127.0.0.1:%d {
 			ttl 30s
 			negative_ttl 5s
 		}
+%s
 	}
 	respond "ok {http.auth.user.username}"
 }
-`, adminPort, port, u.String(), revocationMaxConns)
+`, adminPort, port, u.String(), revocationMaxConns, options)
 	config := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(config, []byte(caddyfile), 0o644); err != nil {
 		t.Fatal(err)

@@ -18,7 +18,8 @@ only knox.settings'), also rebound in knox.auth, knox.views and knox.models;
 the command then checks that knox.auth and knox.views see them.
 
   migrate       {} -> {"migrated": true}   (manage.py migrate, knox_site)
-  createusers   {"users": [{"username", "password", "active"}]}
+  createusers   {"users": [{"username", "password" (absent: an unusable
+                 one, nothing hashed), "active"}]}
                 -> [{"username", "id"}]
   createtokens  {"tokens": [{"username", "ttl" (seconds, null: none; absent:
                  TOKEN_TTL), "prefix" (absent: TOKEN_PREFIX), "created",
@@ -141,7 +142,7 @@ def createusers(req):
     out = []
     for u in req["users"]:
         user = User.objects.create_user(
-            username=u["username"], password=u["password"], is_active=u.get("active", True)
+            username=u["username"], password=u.get("password"), is_active=u.get("active", True)
         )
         out.append({"username": user.username, "id": user.pk})
     return out
