@@ -24,9 +24,10 @@ type knoxCase struct {
 }
 
 // knoxParityRun sends the cases to Caddy (on caddyDB, already serving)
-// and then to knox (on knoxDB), and compares each pair in a subtest; it
-// returns both sides' answers.
-func knoxParityRun(t *testing.T, caddyDB, knoxDB djangoDB, s knoxSettings, cases []knoxCase, whoami bool) (caddy, knox []knoxResponse) {
+// and then to knox (on knoxDB), and compares each pair in a subtest (the
+// protected route's as knoxCompareWhoami does); it returns both sides'
+// answers.
+func knoxParityRun(t *testing.T, caddyDB, knoxDB djangoDB, s knoxSettings, cases []knoxCase) (caddy, knox []knoxResponse) {
 	t.Helper()
 	reqs := make([]knoxRequest, len(cases))
 	for i, c := range cases {
@@ -37,7 +38,7 @@ func knoxParityRun(t *testing.T, caddyDB, knoxDB djangoDB, s knoxSettings, cases
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Logf("%s\nCaddy %v", c.req, caddy[i])
-			if whoami {
+			if c.req.Path == knoxWhoami {
 				knoxCompareWhoami(t, c.req, caddy[i], knox[i])
 			} else {
 				knoxCompare(t, c.req, caddy[i], knox[i], s.Prefix)
@@ -101,7 +102,7 @@ func testKnoxHeaderParity(t *testing.T, kind string) {
 	key := tk[0].Token
 	caddyDB, knoxDB := knoxCopyDB(t, seed), knoxCopyDB(t, seed)
 	knoxStartCaddy(t, caddyDB, s, globalOptions, "")
-	knoxParityRun(t, caddyDB, knoxDB, s, cases, true)
+	knoxParityRun(t, caddyDB, knoxDB, s, cases)
 	get := func(values ...string) knoxRequest {
 		return knoxRequest{Method: http.MethodGet, Path: knoxWhoami, Authorization: values}
 	}
@@ -237,7 +238,7 @@ func testKnoxLoginParity(t *testing.T, kind string) {
 			cases, users := knoxLoginCases(t, aliceKey, daveKey, expiredKey)
 			caddyDB, knoxDB := knoxCopyDB(t, seed), knoxCopyDB(t, seed)
 			knoxStartCaddy(t, caddyDB, s, globalOptions, "")
-			caddy, knox := knoxParityRun(t, caddyDB, knoxDB, s, cases, false)
+			caddy, knox := knoxParityRun(t, caddyDB, knoxDB, s, cases)
 			cs, ks := knoxState(t, caddyDB), knoxState(t, knoxDB)
 			t.Run("Caddy's rows of its logins", func(t *testing.T) { knoxCheckLogins(t, "Caddy", cs, s, cases, caddy, users) })
 			t.Run("knox's rows of its logins", func(t *testing.T) { knoxCheckLogins(t, "knox", ks, s, cases, knox, users) })
@@ -403,7 +404,7 @@ func testKnoxLimitParity(t *testing.T, kind string) {
 	seed, tk, s, cases := knoxLimitSetup(t, kind)
 	caddyDB, knoxDB := knoxCopyDB(t, seed), knoxCopyDB(t, seed)
 	knoxStartCaddy(t, caddyDB, s, globalOptions, "")
-	caddy, knox := knoxParityRun(t, caddyDB, knoxDB, s, cases, false)
+	caddy, knox := knoxParityRun(t, caddyDB, knoxDB, s, cases)
 	cs, ks := knoxState(t, caddyDB), knoxState(t, knoxDB)
 	t.Run("Caddy's rows of its logins", func(t *testing.T) { knoxCheckLogins(t, "Caddy", cs, s, cases, caddy, nil) })
 	t.Run("knox's rows of its logins", func(t *testing.T) { knoxCheckLogins(t, "knox", ks, s, cases, knox, nil) })
@@ -431,7 +432,7 @@ func testKnoxLimitParity(t *testing.T, kind string) {
 		caddyDB, knoxDB := knoxCopyDB(t, seed), knoxCopyDB(t, seed)
 		knoxStartCaddy(t, caddyDB, s, globalOptions, "")
 		cases := []knoxCase{{"Basic, at the limit", knoxBasicLogin("alice", "alice-pw"), 403}}
-		knoxParityRun(t, caddyDB, knoxDB, s, cases, false)
+		knoxParityRun(t, caddyDB, knoxDB, s, cases)
 		for side, db := range map[string]djangoDB{"Caddy": caddyDB, "knox": knoxDB} {
 			if l := knoxState(t, db).Users["alice"].LastLogin; l != nil {
 				t.Errorf("%s: alice's last_login %s after a Basic 403, want NULL", side, knoxFmt(l))
@@ -485,11 +486,11 @@ func testKnoxLogoutParity(t *testing.T, kind string) {
 	seed, tk, s, cases := knoxLogoutSetup(t, kind)
 	caddyDB, knoxDB := knoxCopyDB(t, seed), knoxCopyDB(t, seed)
 	knoxStartCaddy(t, caddyDB, s, globalOptions, "")
-	knoxParityRun(t, caddyDB, knoxDB, s, cases, false)
+	knoxParityRun(t, caddyDB, knoxDB, s, cases)
 	cs, ks := knoxState(t, caddyDB), knoxState(t, knoxDB)
 	t.Run("rows left", func(t *testing.T) { knoxCompareStates(t, tk, cs, ks) })
 	t.Run("what logout and logoutall deleted", func(t *testing.T) {
-		for i, gone := range []bool{true, true, true, false, true, false, false, true} {
+		for i, gone := range []bool{true, true, true, false, true, false, false, true, false} {
 			if (cs.byDigest(tk[i].Digest) == nil) != gone {
 				t.Errorf("Caddy: token %d (%s) deleted %v, want %v", i, tk[i].User, !gone, gone)
 			}
@@ -515,8 +516,9 @@ func knoxLogoutSetup(t *testing.T, kind string) (djangoDB, []knoxToken, knoxSett
 		knoxNewToken{Username: "carol", Expiry: &past},  // 4
 		knoxNewToken{Username: "carol"},                 // 5
 		knoxNewToken{Username: "dave"},                  // 6
-		knoxNewToken{Username: "bob"})                   // 7
-	a1, a2, a3, b1, c1, c2, d1, b2 := tk[0].Token, tk[1].Token, tk[2].Token, tk[3].Token, tk[4].Token, tk[5].Token, tk[6].Token, tk[7].Token
+		knoxNewToken{Username: "bob"},                   // 7
+		knoxNewToken{Username: "carol"})                 // 8
+	a1, a2, a3, b1, c1, c2, d1, b2, c3 := tk[0].Token, tk[1].Token, tk[2].Token, tk[3].Token, tk[4].Token, tk[5].Token, tk[6].Token, tk[7].Token, tk[8].Token
 	cases := []knoxCase{
 		{"logout, no token", knoxPost(knoxLogout, ""), 401},
 		{"logout, bad token", knoxPost(knoxLogout, "nope"), 401},
@@ -526,7 +528,9 @@ func knoxLogoutSetup(t *testing.T, kind string) (djangoDB, []knoxToken, knoxSett
 		{"logout, PUT", knoxPost(knoxLogout, a1).as(http.MethodPut), 405},
 		{"logout, GET without a token", knoxPost(knoxLogout, "").as(http.MethodGet), 401},
 		{"logout, OPTIONS", knoxPost(knoxLogout, a1).as(http.MethodOptions), 200},
-		{"logout, HTML only", knoxPost(knoxLogout, a1).with("Accept", "text/html"), 406},
+		{"logout, HTML only", knoxPost(knoxLogout, c3).with("Accept", "text/html"), 406},
+		{"logoutall, HTML only", knoxPost(knoxLogoutAll, c3).with("Accept", "text/html"), 406},
+		{"the token after the 406s", knoxGet(c3), 200},
 		{"logoutall, GET", knoxPost(knoxLogoutAll, a1).as(http.MethodGet), 405},
 		{"logoutall, DELETE", knoxPost(knoxLogoutAll, a1).as(http.MethodDelete), 405},
 		{"logoutall, OPTIONS", knoxPost(knoxLogoutAll, a1).as(http.MethodOptions), 200},
