@@ -490,7 +490,7 @@ func testKnoxLogoutParity(t *testing.T, kind string) {
 	cs, ks := knoxState(t, caddyDB), knoxState(t, knoxDB)
 	t.Run("rows left", func(t *testing.T) { knoxCompareStates(t, tk, cs, ks) })
 	t.Run("what logout and logoutall deleted", func(t *testing.T) {
-		for i, gone := range []bool{true, true, true, false, true, false, false, true, false} {
+		for i, gone := range []bool{true, true, true, false, true, false, false, true, false, false} {
 			if (cs.byDigest(tk[i].Digest) == nil) != gone {
 				t.Errorf("Caddy: token %d (%s) deleted %v, want %v", i, tk[i].User, !gone, gone)
 			}
@@ -505,7 +505,8 @@ func knoxLogoutSetup(t *testing.T, kind string) (djangoDB, []knoxToken, knoxSett
 		djangoUser{Username: "alice", Password: "alice-pw", Active: true},
 		djangoUser{Username: "bob", Password: "bob-pw", Active: true},
 		djangoUser{Username: "carol", Password: "carol-pw", Active: true},
-		djangoUser{Username: "dave", Password: "dave-pw", Active: false})
+		djangoUser{Username: "dave", Password: "dave-pw", Active: false},
+		djangoUser{Username: "erin", Password: "erin-pw", Active: true})
 	past := time.Now().Add(-time.Hour)
 	s := knoxSettings{}
 	tk := knoxCreateTokens(t, seed, s,
@@ -517,8 +518,9 @@ func knoxLogoutSetup(t *testing.T, kind string) (djangoDB, []knoxToken, knoxSett
 		knoxNewToken{Username: "carol"},                 // 5
 		knoxNewToken{Username: "dave"},                  // 6
 		knoxNewToken{Username: "bob"},                   // 7
-		knoxNewToken{Username: "carol"})                 // 8
-	a1, a2, a3, b1, c1, c2, d1, b2, c3 := tk[0].Token, tk[1].Token, tk[2].Token, tk[3].Token, tk[4].Token, tk[5].Token, tk[6].Token, tk[7].Token, tk[8].Token
+		knoxNewToken{Username: "carol"},                 // 8
+		knoxNewToken{Username: "erin"})                  // 9
+	a1, a2, a3, b1, c1, c2, d1, b2, c3, e1 := tk[0].Token, tk[1].Token, tk[2].Token, tk[3].Token, tk[4].Token, tk[5].Token, tk[6].Token, tk[7].Token, tk[8].Token, tk[9].Token
 	cases := []knoxCase{
 		{"logout, no token", knoxPost(knoxLogout, ""), 401},
 		{"logout, bad token", knoxPost(knoxLogout, "nope"), 401},
@@ -529,8 +531,9 @@ func knoxLogoutSetup(t *testing.T, kind string) (djangoDB, []knoxToken, knoxSett
 		{"logout, GET without a token", knoxPost(knoxLogout, "").as(http.MethodGet), 401},
 		{"logout, OPTIONS", knoxPost(knoxLogout, a1).as(http.MethodOptions), 200},
 		{"logout, HTML only", knoxPost(knoxLogout, c3).with("Accept", "text/html"), 406},
-		{"logoutall, HTML only", knoxPost(knoxLogoutAll, c3).with("Accept", "text/html"), 406},
-		{"the token after the 406s", knoxGet(c3), 200},
+		{"logoutall, HTML only", knoxPost(knoxLogoutAll, e1).with("Accept", "text/html"), 406},
+		{"the token after logout's 406", knoxGet(c3), 200},
+		{"the token after logoutall's 406", knoxGet(e1), 200},
 		{"logoutall, GET", knoxPost(knoxLogoutAll, a1).as(http.MethodGet), 405},
 		{"logoutall, DELETE", knoxPost(knoxLogoutAll, a1).as(http.MethodDelete), 405},
 		{"logoutall, OPTIONS", knoxPost(knoxLogoutAll, a1).as(http.MethodOptions), 200},
