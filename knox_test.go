@@ -59,7 +59,8 @@ func newKnoxFixture(t testing.TB, configure func(*TokenAuth)) *knoxFixture {
 	if err := os.WriteFile(path, src, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	db, err := sql.Open("sqlite", path)
+	// The test's own connection waits for the store's writes.
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,7 +412,7 @@ func TestKnoxAutoRefreshWritesOncePerInterval(t *testing.T) {
 		t.Errorf("%d writes for 1000 requests, want 1", n)
 	}
 	var expiry string
-	_ = kf.db.QueryRow(`SELECT expiry FROM knox_authtoken WHERE digest = ?`, tok.Digest).Scan(&expiry)
+	_ = kf.db.QueryRow(`SELECT CAST(expiry AS TEXT) FROM knox_authtoken WHERE digest = ?`, tok.Digest).Scan(&expiry)
 	e, err := time.Parse("2006-01-02 15:04:05.999999", expiry)
 	if err != nil || e.Before(start.Add(time.Hour-time.Second)) || e.After(time.Now().Add(time.Hour)) {
 		t.Errorf("expiry after refresh %q, want about now + 1h", expiry)

@@ -120,10 +120,15 @@ func (c *Cache[V]) SetClock(now func() int64) {
 }
 
 // SetBound makes the cache ask each found value for an expiry of its own,
-// in unix nanoseconds (0 for none): the value is never served at or after
-// it, whatever the TTL, the coarse clock's lag included. It must be called
-// before the cache is used.
+// in unix nanoseconds (0 for none): the value is served until boundMargin
+// before it, whatever the TTL, and then loaded again on every lookup, so
+// that the loader (which reads the exact time) decides its last moments.
+// It must be called before the cache is used.
 func (c *Cache[V]) SetBound(bound func(*V) int64) { c.bound = bound }
+
+// boundMargin is how long before its own expiry a value stops being served:
+// far more than the coarse clock's lag, even on a loaded machine.
+const boundMargin = time.Second
 
 // Now is the time the cache reads, in unix nanoseconds: the coarse clock
 // (late by up to clockTick), or the test's.
@@ -275,10 +280,12 @@ func (c *Cache[V]) put(key string, gen uint64, v *V) {
 	}
 	exp := now + c.ttl
 	if c.bound != nil {
-		// The coarse clock lags by up to clockTick: expire that much
-		// early, so that the value is never served past its own expiry.
-		if b := c.bound(v); b != 0 && b-int64(clockTick) < exp {
-			exp = b - int64(clockTick)
+		// The coarse clock lags by clockTick, and by more when the
+		// scheduler is slow to run its ticker: the value stops being
+		// served boundMargin early, so that its last moments are asked of
+		// the loader, which reads the exact time.
+		if b := c.bound(v); b != 0 && b-int64(boundMargin) < exp {
+			exp = b - int64(boundMargin)
 		}
 	}
 	c.extendLife(exp)
