@@ -113,6 +113,7 @@ func TestPostgresOutageGives503WithinQueryTimeoutAndRecoversWithoutReload(t *tes
 	// subtests, and every failure names its step.
 	var step string
 	begin := func(name string) {
+		t.Helper()
 		step = name
 		t.Logf("step %s", name)
 	}
