@@ -51,12 +51,16 @@ func (h *TokenAuth) provisionKnox(mod any) error {
 	return nil
 }
 
-// loadKnox is knox's TokenAuthentication.authenticate_credentials: the
+// loadKnox is knox's TokenAuthentication.authenticate_credentials: a key
+// that cannot be knox's (see knox.Plausible) refused without a query, the
 // rows whose token_key is the token's first 15 characters, each expired
 // one skipped, the first whose digest matches in constant time. knox's
 // cleanup (deleting the expired tokens of each candidate's user) is queued
 // rather than run here, so that a lookup stays one read.
 func (h *TokenAuth) loadKnox(ctx context.Context, token string) (cachedIdentity, error) {
+	if !h.anyKey && !knox.Plausible(token) {
+		return cachedIdentity{}, fmt.Errorf("%w: not a knox key", store.ErrNotFound)
+	}
 	now := time.Now()
 	cands, err := h.knox.KnoxLookup(ctx, knox.TokenKey(token), now)
 	if err != nil {
@@ -102,11 +106,10 @@ func (h *TokenAuth) touch(t *tokenState) {
 		now = time.Now().UnixNano()
 	}
 	tk := h.Tokens
-	next, write := knox.Refresh(time.Unix(0, now), time.Unix(0, t.created), time.Unix(0, cur),
-		tk.ttl(), time.Duration(tk.MaxTTL), tk.minRefresh())
-	next = next.Truncate(time.Microsecond)
-	if write && t.expiry.CompareAndSwap(cur, next.UnixNano()) {
-		h.refresh.Put(t.digest, next)
+	next, write := knox.Refresh(now, t.created, cur, tk.ttl(), time.Duration(tk.MaxTTL), tk.minRefresh())
+	next -= next % int64(time.Microsecond) // what the database keeps
+	if write && t.expiry.CompareAndSwap(cur, next) {
+		h.refresh.Put(t.digest, time.Unix(0, next))
 	}
 }
 

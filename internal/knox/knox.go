@@ -11,6 +11,8 @@ import (
 	"encoding/hex"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tokenauth/caddy-tokenauth/internal/drf"
 )
 
 // TokenKeyLength is knox's CONSTANTS.TOKEN_KEY_LENGTH: the lookup prefix
@@ -66,29 +68,34 @@ func Match(digest, stored string) bool {
 // characters. A token without it cannot match a digest knox made with the
 // default AUTH_TOKEN_CHARACTER_LENGTH, so it is refused without a query.
 func Plausible(token string) bool {
-	n := len(token)
-	if n < secretHex || n > secretHex+MaxPrefix || !utf8.ValidString(token) {
+	n := len(token) - secretHex
+	if n < 0 || n > 4*MaxPrefix || !drf.IsLowerHex(token[n:]) {
 		return false
 	}
-	for i := n - secretHex; i < n; i++ {
-		c := token[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+	prefix := token[:n]
+	return n <= MaxPrefix && isASCII(prefix) || utf8.ValidString(prefix) && utf8.RuneCountInString(prefix) <= MaxPrefix
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
 			return false
 		}
 	}
 	return true
 }
 
-// Refresh is knox's renew_token: the expiry a token used at now gets,
-// now + ttl capped at created + maxTTL (no cap when maxTTL is 0), and
-// whether knox writes it: only when it moves the current expiry by more
-// than minInterval.
-func Refresh(now, created, current time.Time, ttl, maxTTL, minInterval time.Duration) (time.Time, bool) {
-	next := now.Add(ttl)
+// Refresh is knox's renew_token, in unix nanoseconds: the expiry a token
+// used at now gets, now + ttl capped at created + maxTTL (no cap when
+// maxTTL is 0), and whether knox writes it: only when it moves the current
+// expiry by more than minInterval. It runs on every request of a token
+// under auto-refresh, so it does integer arithmetic only.
+func Refresh(now, created, current int64, ttl, maxTTL, minInterval time.Duration) (int64, bool) {
+	next := now + int64(ttl)
 	if maxTTL > 0 {
-		if limit := created.Add(maxTTL); next.After(limit) {
+		if limit := created + int64(maxTTL); next > limit {
 			next = limit
 		}
 	}
-	return next, next.Sub(current) > minInterval
+	return next, next-current > int64(minInterval)
 }

@@ -113,8 +113,8 @@ func TestRefreshIsKnoxsRenewToken(t *testing.T) {
 		{"cap in the past: no write", now, 30 * time.Minute, created.Add(30 * time.Minute), false},
 	}
 	for _, c := range cases {
-		got, write := Refresh(now, created, c.current, ttl, c.maxTTL, minI)
-		if !got.Equal(c.want) || write != c.write {
+		got, write := Refresh(now.UnixNano(), created.UnixNano(), c.current.UnixNano(), ttl, c.maxTTL, minI)
+		if got != c.want.UnixNano() || write != c.write {
 			t.Errorf("%s: Refresh = %v, %v; want %v, %v", c.name, got, write, c.want, c.write)
 		}
 	}

@@ -386,8 +386,20 @@ func TestTriggersPresentCountKnoxOnlyWhereItIs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	watched := func(s *Postgres) bool {
+		stop, pushed := s.Watch(func() {}, nil)
+		stop()
+		return pushed
+	}
+	if !watched(plain) {
+		t.Fatal("a store without notify over DRF's tables with their triggers: Watch says changes are not pushed")
+	}
 	if err := plain.MigrateKnox(ctx); err != nil {
 		t.Fatal(err)
+	}
+	// The store that made knox_authtoken looks for the triggers again.
+	if watched(plain) {
+		t.Error("knox_authtoken made without triggers: the store that made it says changes are pushed")
 	}
 	if pushed(t) {
 		t.Error("knox_authtoken without triggers: Watch says changes are pushed")

@@ -381,50 +381,55 @@ func testKnoxLimit(t *testing.T, open func(*testing.T) *Fixture) {
 	}
 }
 
-// Logins racing for the last place: exactly limit of them get it.
+// Logins racing for the last places: exactly limit of them get one, in
+// each of a few rounds (a race that a missing lock loses only now and
+// then still shows).
 func testKnoxConcurrentLimit(t *testing.T, open func(*testing.T) *Fixture) {
 	f, s := openKnox(t, open)
 	ctx := context.Background()
-	addUser(t, s, "alice", true)
-	alice := f.UserID(t, "alice")
 	now := knoxNow()
-	const limit, logins = 3, 12
-	var (
-		wg               sync.WaitGroup
-		mu               sync.Mutex
-		created, refused int
-		failures         []error
-		start            = make(chan struct{})
-	)
-	for range logins {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tok := knoxToken("")
-			<-start
-			err := s.KnoxCreate(ctx, store.KnoxNew{Digest: tok.digest, TokenKey: tok.key, UserID: alice, Created: now, Expiry: now.Add(time.Hour)}, limit)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				created++
-			case errors.Is(err, store.ErrTokenLimit):
-				refused++
-			default:
-				failures = append(failures, err)
-			}
-		}()
+	const limit, logins, rounds = 3, 12, 4
+	for round := range rounds {
+		name := "user" + strings.Repeat("x", round)
+		addUser(t, s, name, true)
+		uid := f.UserID(t, name)
+		var (
+			wg               sync.WaitGroup
+			mu               sync.Mutex
+			created, refused int
+			failures         []error
+			start            = make(chan struct{})
+		)
+		for range logins {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				tok := knoxToken("")
+				<-start
+				err := s.KnoxCreate(ctx, store.KnoxNew{Digest: tok.digest, TokenKey: tok.key, UserID: uid, Created: now, Expiry: now.Add(time.Hour)}, limit)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					created++
+				case errors.Is(err, store.ErrTokenLimit):
+					refused++
+				default:
+					failures = append(failures, err)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if len(failures) > 0 {
+			t.Fatalf("round %d: concurrent creates failed: %v", round+1, failures)
+		}
+		if created != limit || refused != logins-limit {
+			t.Fatalf("round %d: %d concurrent creates with limit %d: %d created, %d refused; want %d and %d", round+1, logins, limit, created, refused, limit, logins-limit)
+		}
 	}
-	close(start)
-	wg.Wait()
-	if len(failures) > 0 {
-		t.Fatalf("concurrent creates failed: %v", failures)
-	}
-	if created != limit || refused != logins-limit {
-		t.Errorf("%d concurrent creates with limit %d: %d created, %d refused; want %d and %d", logins, limit, created, refused, limit, logins-limit)
-	}
-	if got := knoxDigests(t, s); len(got) != limit {
-		t.Errorf("alice holds %d tokens, want %d", len(got), limit)
+	if got := knoxDigests(t, s); len(got) != limit*rounds {
+		t.Errorf("the users hold %d tokens, want %d", len(got), limit*rounds)
 	}
 }
 
@@ -578,17 +583,21 @@ func testKnoxList(t *testing.T, open func(*testing.T) *Fixture) {
 	}
 	now := knoxNow()
 	type row struct {
-		user             string
-		created, expiry  time.Time
-		tok              knoxTok
-		createdAfterward bool
+		user            string
+		created, expiry time.Time
+		tok             knoxTok
 	}
+	// amy's six, made out of order: one chance in 720 that another order
+	// than created's gives theirs.
 	rows := []row{
 		{user: "zed", created: now, expiry: now.Add(time.Hour)},
 		{user: "amy", created: now.Add(-time.Hour), expiry: time.Time{}},
 		{user: "bob", created: now, expiry: now.Add(-time.Second + time.Hour)},
 		{user: "amy", created: now.Add(-2 * time.Hour), expiry: now.Add(-time.Hour)},
 		{user: "amy", created: now.Add(-time.Hour + time.Microsecond), expiry: now.Add(time.Hour)},
+		{user: "amy", created: now.Add(-3 * time.Hour), expiry: now.Add(time.Hour)},
+		{user: "amy", created: now.Add(-time.Minute), expiry: now.Add(time.Hour)},
+		{user: "amy", created: now.Add(-time.Hour - time.Second), expiry: now.Add(time.Hour)},
 	}
 	for i := range rows {
 		rows[i].tok = createKnox(t, s, ids[rows[i].user], rows[i].created, rows[i].expiry)
@@ -598,7 +607,7 @@ func testKnoxList(t *testing.T, open func(*testing.T) *Fixture) {
 		t.Fatal(err)
 	}
 	var want []store.KnoxToken
-	for _, i := range []int{3, 1, 4, 2, 0} {
+	for _, i := range []int{5, 3, 7, 1, 4, 6, 2, 0} {
 		r := rows[i]
 		want = append(want, store.KnoxToken{TokenKey: r.tok.key, Username: r.user, Created: r.created, Expiry: r.expiry})
 	}
