@@ -372,28 +372,41 @@ func testKnoxCaddyTokensWorkInKnox(t *testing.T, kind string) {
 		return knoxCLIKey(t, out, ""), from, to
 	}
 
-	var cliKeys []string
-	t.Run("caddy token create --expires 30d", func(t *testing.T) {
-		key, from, to := create(t, "alice", "--expires", "30d")
-		cliKeys = append(cliKeys, key)
-		expect(t, "the CLI's key", whoami(t, key)[0], 200, ok("alice"))
-		row(t, key, "alice", 30*24*time.Hour, from, to)
-	})
-	t.Run("caddy token create --expires none", func(t *testing.T) {
-		key, from, to := create(t, "alice", "--expires", "none")
-		cliKeys = append(cliKeys, key)
-		expect(t, "the CLI's key", whoami(t, key)[0], 200, ok("alice"))
-		row(t, key, "alice", 0, from, to)
-	})
-	t.Run("caddy token create without --expires", func(t *testing.T) {
-		key, _, _ := create(t, "carol")
-		cliKeys = append(cliKeys, key)
-		expect(t, "the CLI's key", whoami(t, key)[0], 200, ok("carol"))
-		t.Logf("expiry without --expires: %s", knoxFmt(knoxState(t, db).byKey(key).Expiry))
-	})
+	// The keys are made here, before the subtests, so that each subtest
+	// also runs alone.
+	type made struct {
+		key, user string
+		ttl       time.Duration // 0: NULL
+		from, to  time.Time
+	}
+	var cli []made
+	for _, c := range []struct {
+		user string
+		ttl  time.Duration
+		args []string
+	}{
+		{"alice", 30 * 24 * time.Hour, []string{"--expires", "30d"}},
+		{"alice", 0, []string{"--expires", "none"}},
+		{"carol", -1, nil},
+	} {
+		key, from, to := create(t, c.user, c.args...)
+		cli = append(cli, made{key, c.user, c.ttl, from, to})
+	}
+	cliKeys := []string{cli[0].key, cli[1].key, cli[2].key}
+	bobKey, _, _ := create(t, "bob", "--expires", "1h")
+	for i, name := range []string{"caddy token create --expires 30d", "caddy token create --expires none", "caddy token create without --expires"} {
+		m := cli[i]
+		t.Run(name, func(t *testing.T) {
+			expect(t, "the CLI's key", whoami(t, m.key)[0], 200, ok(m.user))
+			if m.ttl < 0 {
+				t.Logf("expiry without --expires: %s", knoxFmt(knoxState(t, db).byKey(m.key).Expiry))
+				return
+			}
+			row(t, m.key, m.user, m.ttl, m.from, m.to)
+		})
+	}
 	t.Run("caddy token create for an inactive user", func(t *testing.T) {
-		key, _, _ := create(t, "bob", "--expires", "1h")
-		expect(t, "the CLI's key", whoami(t, key)[0], 401, knoxInactive)
+		expect(t, "the CLI's key", whoami(t, bobKey)[0], 401, knoxInactive)
 	})
 	t.Run("caddy token create for an unknown user", func(t *testing.T) {
 		out, errOut, code := djangoCaddyCLI(t, "", "token", "create", "nobody", "--tokens", "knox", storeFlag)
@@ -442,28 +455,30 @@ func testKnoxCaddyTokensWorkInKnox(t *testing.T, kind string) {
 	// logs out and logs out everywhere with Caddy's keys.
 	s := knoxSettings{TTL: 2 * time.Hour, Prefix: "myapp_"}
 	knoxStartCaddy(t, db, s, globalOptions, "")
-	var loginKeys []string
-	for _, c := range []struct {
+	logins := []struct {
 		name string
 		req  knoxRequest
+		got  knoxResponse
 	}{
-		{"Caddy's login with Basic", knoxBasicLogin("alice", "alice-pw")},
-		{"Caddy's login with a body", knoxPasswordLogin("alice", "alice-pw")},
-		{"Caddy's login with a body, again", knoxPasswordLogin("alice", "alice-pw")},
-	} {
+		{name: "Caddy's login with Basic", req: knoxBasicLogin("alice", "alice-pw")},
+		{name: "Caddy's login with a body", req: knoxPasswordLogin("alice", "alice-pw")},
+		{name: "Caddy's login with a body, again", req: knoxPasswordLogin("alice", "alice-pw")},
+	}
+	var loginKeys []string
+	for i := range logins {
+		logins[i].got = knoxSend(t, logins[i].req)
+		key, _ := knoxLoginBody(t, "Caddy", logins[i].got, s.Prefix)
+		loginKeys = append(loginKeys, key)
+	}
+	for i, c := range logins {
 		t.Run(c.name, func(t *testing.T) {
-			got := knoxSend(t, c.req)
-			key, expiry := knoxLoginBody(t, "Caddy", got, s.Prefix)
-			loginKeys = append(loginKeys, key)
-			row(t, key, "alice", s.TTL, got.Started, got.Finished)
+			key, expiry := knoxLoginBody(t, "Caddy", c.got, s.Prefix)
+			row(t, key, "alice", s.TTL, c.got.Started, c.got.Finished)
 			if r := knoxState(t, db).byKey(key); r != nil && !knoxSameTime(r.Expiry, expiry) {
 				t.Errorf("stored expiry %s, the answer's %s", knoxFmt(r.Expiry), knoxFmt(expiry))
 			}
-			expect(t, "Caddy's key", whoami(t, key)[0], 200, ok("alice"))
+			expect(t, "Caddy's key", whoami(t, loginKeys[i])[0], 200, ok("alice"))
 		})
-	}
-	if len(loginKeys) != 3 {
-		t.FailNow()
 	}
 	t.Run("knox logs out with Caddy's key", func(t *testing.T) {
 		got := knoxAsk(t, db, knoxSettings{}, []knoxRequest{knoxPost(knoxLogout, loginKeys[0]), knoxGet(loginKeys[0]), knoxGet(loginKeys[1])})
