@@ -501,3 +501,37 @@ func TestDRFMaxAgeLoginRenewsAnOldToken(t *testing.T) {
 		t.Errorf("a second login: %s, want the same young token", r2.body)
 	}
 }
+
+// A handler starts only where the token table it reads is there, and
+// makes knox_authtoken where the store's create option says to.
+func TestProvisionChecksTheTokenTableOfItsMode(t *testing.T) {
+	provision := func(storeJSON string, tokens *Tokens) error {
+		h := &TokenAuth{StoreRaw: json.RawMessage(storeJSON), Tokens: tokens}
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		defer cancel()
+		defer h.Cleanup()
+		return h.Provision(ctx)
+	}
+	drfOnly := newFixture(t, nil, nil).path
+	err := provision(`{"kind":"sqlite","path":"`+drfOnly+`"}`, &Tokens{Kind: tokensKnox})
+	if err == nil || !strings.Contains(err.Error(), "no knox_authtoken table") || !strings.Contains(err.Error(), "caddy token migrate --tokens knox") {
+		t.Errorf("knox on a DRF-only database: %v", err)
+	}
+	if err := provision(`{"kind":"sqlite","path":"`+drfOnly+`","create":true}`, &Tokens{Kind: tokensKnox}); err != nil {
+		t.Errorf("knox with create on a DRF-only database: %v", err)
+	}
+	db, err := sql.Open("sqlite", drfOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var ddl string
+	if err := db.QueryRow(`SELECT sql FROM sqlite_master WHERE name = 'knox_authtoken'`).Scan(&ddl); err != nil || !strings.Contains(ddl, `"token_key" varchar(25) NOT NULL`) {
+		t.Errorf("create did not make knox's table: %q %v", ddl, err)
+	}
+	knoxOnly := newKnoxFixture(t, nil).path
+	err = provision(`{"kind":"sqlite","path":"`+knoxOnly+`"}`, nil)
+	if err == nil || !strings.Contains(err.Error(), "no authtoken_token table") {
+		t.Errorf("DRF tokens on a knox-only database: %v", err)
+	}
+}
