@@ -166,7 +166,7 @@ func TestCaddyfileAndJSONRefuseTheSameConfigs(t *testing.T) {
 				t.Fatal(err)
 			}
 			if fromJSON.StoreRaw == nil {
-				fromJSON.StoreRaw = json.RawMessage(`{"kind":"sqlite","path":"` + path + `"}`)
+				fromJSON.StoreRaw = json.RawMessage(`{"kind":"sqlite","path":"` + path + `","create":true}`)
 			}
 			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 			jsonErr := fromJSON.Provision(ctx)

@@ -51,6 +51,37 @@ func (h *TokenAuth) provisionKnox(mod any) error {
 	return nil
 }
 
+// checkTokenTable makes sure, as the handler starts, that the token table
+// it reads is there, creating knox_authtoken where the store's options
+// say to create tables. A database that does not answer now is left to the
+// requests, which get 503 until it does, as when a store starts before its
+// database.
+func (h *TokenAuth) checkTokenTable(mod any) error {
+	t, ok := mod.(store.Tables)
+	if !ok {
+		return nil
+	}
+	table, hint := "authtoken_token", "add rest_framework.authtoken to Django's INSTALLED_APPS and run manage.py migrate, or run caddy token migrate"
+	if h.knox != nil {
+		table, hint = "knox_authtoken", "add knox to Django's INSTALLED_APPS and run manage.py migrate, or run caddy token migrate --tokens knox"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	has, err := t.HasTable(ctx, table)
+	switch {
+	case err != nil:
+		h.logger.Warn("could not check the token table; requests get 503 until the database answers",
+			zap.String("table", table), zap.Error(err))
+		return nil
+	case has:
+		return nil
+	}
+	if a, ok := mod.(store.KnoxAdmin); ok && h.knox != nil && t.CreatesTables() {
+		return a.MigrateKnox(ctx)
+	}
+	return fmt.Errorf("the token store's database has no %s table: %s", table, hint)
+}
+
 // loadKnox is knox's TokenAuthentication.authenticate_credentials: a key
 // that cannot be knox's (see knox.Plausible) refused without a query, the
 // rows whose token_key is the token's first 15 characters, each expired

@@ -363,15 +363,42 @@ func TestKnoxLogoutAndLogoutAll(t *testing.T) {
 	if r := kf.do(t, "Token "+never.Token); r.code != 200 {
 		t.Errorf("after logout, uma's other token: %d", r.code)
 	}
+	// logout_all: victor gets a second token; both are cached, the one
+	// presented and the other, and both are refused after.
 	victor := kf.tokens["victor live"]
-	if r := kf.send(t, "POST", "/logoutall/", "", "", "Authorization", "Token "+never.Token); r.code != 204 || r.body != "" {
+	second := knox.Generate("")
+	if _, err := kf.db.Exec(`INSERT INTO knox_authtoken (digest, created, user_id, expiry, token_key) VALUES (?, '2026-01-01 00:00:00', 2, NULL, ?)`, knox.Digest(second), knox.TokenKey(second)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the new token seen", func() bool { return kf.do(t, "Token "+second).code == 200 })
+	if r := kf.do(t, "Token "+victor.Token); r.code != 200 {
+		t.Fatalf("victor's token: %d", r.code)
+	}
+	if r := kf.send(t, "POST", "/logoutall/", "", "", "Authorization", "Token "+second); r.code != 204 || r.body != "" {
 		t.Fatalf("logoutall: %d %q", r.code, r.body)
 	}
-	if kf.rows(t, "user_id = 1") != 0 || kf.rows(t, "digest = ?", victor.Digest) != 1 {
+	if kf.rows(t, "user_id = 2") != 0 || kf.rows(t, "digest = ?", never.Digest) != 1 {
 		t.Error("logoutall deleted the wrong rows")
 	}
-	if r := kf.do(t, "Token "+never.Token); r.code != 401 {
-		t.Errorf("after logoutall: %d", r.code)
+	for _, tok := range []string{second, victor.Token} {
+		if r := kf.do(t, "Token "+tok); r.code != 401 {
+			t.Errorf("after logoutall, a token of victor: %d", r.code)
+		}
+	}
+}
+
+// A key that cannot be knox's is refused without asking the database: it
+// gets 401 while the database is broken, where a knox-shaped key gets 503.
+func TestKnoxImplausibleKeyNeedsNoQuery(t *testing.T) {
+	kf := newKnoxFixture(t, func(h *TokenAuth) { h.Cache = &Cache{Off: true} })
+	if _, err := kf.db.Exec(`DROP TABLE knox_authtoken`); err != nil {
+		t.Fatal(err)
+	}
+	if r := kf.do(t, "Token "+strings.Repeat("a", 40)); r.code != 401 || r.body != `{"detail":"Invalid token."}` {
+		t.Errorf("a DRF-shaped key: %d %s", r.code, r.body)
+	}
+	if r := kf.do(t, "Token "+strings.Repeat("a", 64)); r.code != 503 {
+		t.Errorf("a knox-shaped key with the table gone: %d %s", r.code, r.body)
 	}
 }
 
@@ -447,5 +474,64 @@ func TestDRFMaxAge(t *testing.T) {
 	time.Sleep(time.Until(created.Add(time.Hour)))
 	if r := f.do(t, "Token "+strings.Repeat("a", 40)); r.code != 401 || r.body != `{"detail":"Invalid token."}` {
 		t.Fatalf("the same token once max_age is reached, with a cache ttl of an hour: %d %s", r.code, r.body)
+	}
+}
+
+// Under max_age, login replaces a token max_age refuses, where DRF's
+// get_or_create would hand out the old key.
+func TestDRFMaxAgeLoginRenewsAnOldToken(t *testing.T) {
+	f := loginFixture(t, &Login{Path: "/login/"}, func(h *TokenAuth) {
+		h.Tokens = &Tokens{MaxAge: caddy.Duration(time.Hour)}
+	})
+	// alice's token was created 2026-01-01.
+	r := f.send(t, "POST", "/login/", jsonCT, `{"username":"alice","password":"`+testPassword+`"}`)
+	var got struct{ Token string }
+	if err := json.Unmarshal([]byte(r.body), &got); r.code != 200 || err != nil || got.Token == f.alice || len(got.Token) != 40 {
+		t.Fatalf("login with an old token: %d %s", r.code, r.body)
+	}
+	if res := f.do(t, "Token "+got.Token); res.code != 200 {
+		t.Errorf("the renewed token: %d %s", res.code, res.body)
+	}
+	if res := f.do(t, "Token "+f.alice); res.code != 401 {
+		t.Errorf("the old token: %d", res.code)
+	}
+	// A young token is handed out again.
+	r2 := f.send(t, "POST", "/login/", jsonCT, `{"username":"alice","password":"`+testPassword+`"}`)
+	if !strings.Contains(r2.body, got.Token) {
+		t.Errorf("a second login: %s, want the same young token", r2.body)
+	}
+}
+
+// A handler starts only where the token table it reads is there, and
+// makes knox_authtoken where the store's create option says to.
+func TestProvisionChecksTheTokenTableOfItsMode(t *testing.T) {
+	provision := func(storeJSON string, tokens *Tokens) error {
+		h := &TokenAuth{StoreRaw: json.RawMessage(storeJSON), Tokens: tokens}
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		defer cancel()
+		defer h.Cleanup()
+		return h.Provision(ctx)
+	}
+	drfOnly := newFixture(t, nil, nil).path
+	err := provision(`{"kind":"sqlite","path":"`+drfOnly+`"}`, &Tokens{Kind: tokensKnox})
+	if err == nil || !strings.Contains(err.Error(), "no knox_authtoken table") || !strings.Contains(err.Error(), "caddy token migrate --tokens knox") {
+		t.Errorf("knox on a DRF-only database: %v", err)
+	}
+	if err := provision(`{"kind":"sqlite","path":"`+drfOnly+`","create":true}`, &Tokens{Kind: tokensKnox}); err != nil {
+		t.Errorf("knox with create on a DRF-only database: %v", err)
+	}
+	db, err := sql.Open("sqlite", drfOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var ddl string
+	if err := db.QueryRow(`SELECT sql FROM sqlite_master WHERE name = 'knox_authtoken'`).Scan(&ddl); err != nil || !strings.Contains(ddl, `"token_key" varchar(25) NOT NULL`) {
+		t.Errorf("create did not make knox's table: %q %v", ddl, err)
+	}
+	knoxOnly := newKnoxFixture(t, nil).path
+	err = provision(`{"kind":"sqlite","path":"`+knoxOnly+`"}`, nil)
+	if err == nil || !strings.Contains(err.Error(), "no authtoken_token table") {
+		t.Errorf("DRF tokens on a knox-only database: %v", err)
 	}
 }

@@ -180,6 +180,9 @@ func (h *TokenAuth) Provision(ctx caddy.Context) error {
 	if err := h.provisionKnox(mod); err != nil {
 		return err
 	}
+	if err := h.checkTokenTable(mod); err != nil {
+		return err
+	}
 	if h.Login != nil || (h.Logout != "" && h.knox == nil) {
 		if h.logins, ok = mod.(store.Logins); !ok {
 			return fmt.Errorf("token store %s cannot serve login/logout: it does not implement store.Logins", caddy.GetModuleName(mod))

@@ -260,6 +260,21 @@ type KnoxAdmin interface {
 	MigrateKnox(ctx context.Context) error
 }
 
+// Tables is implemented by stores that can tell a handler, as it starts,
+// whether the token table it reads is there: a database needs auth_user
+// and either token table, since a Django project may have installed
+// rest_framework.authtoken, knox, or both.
+type Tables interface {
+	// HasTable reports whether the database has the table of this
+	// unqualified name (authtoken_token, knox_authtoken) where the store
+	// reads it. An error wrapping ErrUnavailable when the database does
+	// not answer.
+	HasTable(ctx context.Context, name string) (bool, error)
+	// CreatesTables reports whether the store's options ask it to create
+	// the tables it needs (create).
+	CreatesTables() bool
+}
+
 // Watcher is implemented by stores that learn of changes made elsewhere:
 // by Django, by `caddy token`, by another Caddy instance sharing the
 // database.

@@ -280,3 +280,26 @@ func (d *database) knoxList(ctx context.Context) ([]store.KnoxToken, error) {
 	})
 	return out, storeerr.Unavailable(op, err)
 }
+
+// HasTable implements store.Tables.
+func (s *Postgres) HasTable(ctx context.Context, name string) (bool, error) {
+	var table string
+	switch name {
+	case "authtoken_token":
+		table = s.db.authToken
+	case "knox_authtoken":
+		table = s.db.knoxToken
+	default:
+		return false, fmt.Errorf("postgres store: no table %q of token_auth's", name)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.db.timeout)
+	defer cancel()
+	var exists bool
+	if err := s.db.pool.QueryRow(ctx, tableExistsSQL, table).Scan(&exists); err != nil {
+		return false, s.wrap(storeerr.Unavailable("postgres table check", err))
+	}
+	return exists, nil
+}
+
+// CreatesTables implements store.Tables.
+func (s *Postgres) CreatesTables() bool { return s.Create }

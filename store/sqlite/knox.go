@@ -249,3 +249,22 @@ func (d *database) knoxList(ctx context.Context) ([]store.KnoxToken, error) {
 	}
 	return out, storeerr.Unavailable(op, rows.Err())
 }
+
+// HasTable implements store.Tables.
+func (s *SQLite) HasTable(ctx context.Context, name string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.db.timeout)
+	defer cancel()
+	h, err := s.db.use(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer h.release()
+	var ok bool
+	if err := h.db.QueryRowContext(ctx, tableExistsSQL, name).Scan(&ok); err != nil {
+		return false, storeerr.Unavailable("sqlite table check", err)
+	}
+	return ok, nil
+}
+
+// CreatesTables implements store.Tables.
+func (s *SQLite) CreatesTables() bool { return s.creates }

@@ -56,6 +56,7 @@ type SQLite struct {
 
 	db      *database
 	poolKey string
+	creates bool // create, or the embedded store: the tables are made where missing
 
 	stops *subscribe.StopList // this module's watches, stopped at Cleanup
 }
@@ -88,6 +89,7 @@ func (s *SQLite) Provision(caddy.Context) error {
 	if path == "" {
 		path, create = DefaultPath(), true
 	}
+	s.creates = create
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return fmt.Errorf("opening sqlite store %s: %w", path, err)
