@@ -56,7 +56,7 @@ func (h *TokenAuth) serveBasicLogin(w http.ResponseWriter, r *http.Request, inde
 		drf.ErrBadBasicLogin.Write(w, http.StatusUnauthorized, drf.BasicChallenge, indent)
 		return nil
 	}
-	if h.loginThrottled(w, r, indent) || !h.loginMethod(w, r, indent, drf.WriteKnoxLoginOptions) {
+	if h.loginThrottled(w, r, indent) || !h.loginMethod(w, r, indent, knoxLoginOptions) {
 		return nil
 	}
 	return h.issueKnox(w, r, indent, user, false)
@@ -72,7 +72,7 @@ func (h *TokenAuth) serveRecipeLogin(w http.ResponseWriter, r *http.Request, ind
 	default:
 		return h.render(w, a, indent)
 	}
-	if h.loginThrottled(w, r, indent) || !h.loginMethod(w, r, indent, drf.WriteKnoxLoginOptions) {
+	if h.loginThrottled(w, r, indent) || !h.loginMethod(w, r, indent, knoxLoginOptions) {
 		return nil
 	}
 	user, answered := h.bodyCredentials(w, r, indent)
@@ -120,4 +120,52 @@ func (h *TokenAuth) issueKnox(w http.ResponseWriter, r *http.Request, indent int
 	loginSuccess.Inc()
 	drf.WriteJSON(w, http.StatusOK, indent, drf.Member{Key: "expiry", Value: expiry}, drf.Member{Key: "token", Value: token})
 	return nil
+}
+
+// knoxLoginOptions answers OPTIONS on knox's LoginView.
+func knoxLoginOptions(w http.ResponseWriter, indent int) {
+	drf.WriteViewOptions(w, indent, drf.KnoxLoginName, "")
+}
+
+// serveKnoxLogout is knox's LogoutView, or with all its LogoutAllView:
+// every answer carries Allow; content negotiation, then knox's
+// TokenAuthentication (401 with the challenge: these views name it alone,
+// whatever no_challenge says), then the method: OPTIONS describes the
+// view, POST deletes the token or all of the user's (204, no body), any
+// other method is 405.
+func (h *TokenAuth) serveKnoxLogout(w http.ResponseWriter, r *http.Request, all bool) error {
+	w.Header().Set("Allow", drf.LoginAllow)
+	ok, indent := drf.Negotiate(r)
+	if !ok {
+		drf.WriteJSON(w, http.StatusNotAcceptable, -1, drf.Member{Key: "detail", Value: drf.MsgNotAcceptable})
+		return nil
+	}
+	a := h.authenticate(r)
+	countRequest(&a, false)
+	switch a.outcome {
+	case authOK:
+		setIdentity(r, a.id)
+	case authAnonymous:
+		a.outcome, a.err = authRefused, drf.ErrNotProvided
+		fallthrough
+	case authRefused:
+		a.err.(*drf.Error).Write(w, http.StatusUnauthorized, h.Keyword, indent)
+		return nil
+	default:
+		return h.render(w, a, indent)
+	}
+	switch r.Method {
+	case http.MethodPost:
+	case http.MethodOptions:
+		if all {
+			drf.WriteViewOptions(w, indent, drf.KnoxLogoutAllName, drf.KnoxLogoutAllDocument)
+		} else {
+			drf.WriteViewOptions(w, indent, drf.KnoxLogoutName, "")
+		}
+		return nil
+	default:
+		drf.WriteJSON(w, http.StatusMethodNotAllowed, indent, drf.Member{Key: "detail", Value: drf.MethodNotAllowed(r.Method)})
+		return nil
+	}
+	return h.deleteTokens(w, r, a.key, a.id, all)
 }

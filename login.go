@@ -318,17 +318,22 @@ func (h *TokenAuth) readBody(w http.ResponseWriter, r *http.Request, limit int64
 	return io.ReadAll(io.LimitReader(r.Body, limit))
 }
 
-// serveLogout deletes the caller's token, or with all every token of its
-// user (knox's logoutall): 204 with no body. The cache forgets the token at
-// once; after logout_all it forgets everything, since it cannot tell which
-// of its keys were that user's. Other instances learn of it through the
-// store's change push.
-func (h *TokenAuth) serveLogout(w http.ResponseWriter, r *http.Request, key string, id cachedIdentity, all bool) error {
+// serveLogout deletes the caller's DRF token: 204 with no body.
+func (h *TokenAuth) serveLogout(w http.ResponseWriter, r *http.Request, key string, id cachedIdentity) error {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", drf.LoginAllow)
 		drf.WriteJSON(w, http.StatusMethodNotAllowed, -1, drf.Member{Key: "detail", Value: drf.MethodNotAllowed(r.Method)})
 		return nil
 	}
+	return h.deleteTokens(w, r, key, id, false)
+}
+
+// deleteTokens deletes the caller's token, or with all every token of its
+// user (knox's logoutall), and answers 204 with no body. The cache forgets
+// the token at once; after logout_all it forgets everything, since it
+// cannot tell which of its keys were that user's. Other instances learn of
+// it through the store's change push.
+func (h *TokenAuth) deleteTokens(w http.ResponseWriter, r *http.Request, key string, id cachedIdentity, all bool) error {
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	defer cancel()
 	var err error

@@ -279,16 +279,16 @@ func (h *TokenAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	if h.Login != nil && r.URL.Path == h.Login.Path {
 		return h.serveLogin(w, r)
 	}
+	if h.knox != nil && r.URL.Path != "" && (r.URL.Path == h.Logout || r.URL.Path == h.LogoutAll) {
+		return h.serveKnoxLogout(w, r, r.URL.Path == h.LogoutAll)
+	}
 	a := h.authenticate(r)
 	countRequest(&a, h.Optional)
 	switch a.outcome {
 	case authOK:
 		setIdentity(r, a.id)
 		if h.Logout != "" && r.URL.Path == h.Logout {
-			return h.serveLogout(w, r, a.key, a.id, false)
-		}
-		if h.LogoutAll != "" && r.URL.Path == h.LogoutAll {
-			return h.serveLogout(w, r, a.key, a.id, true)
+			return h.serveLogout(w, r, a.key, a.id)
 		}
 		return next.ServeHTTP(w, r)
 	case authAnonymous:
