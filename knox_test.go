@@ -351,8 +351,18 @@ func TestKnoxLogoutAndLogoutAll(t *testing.T) {
 	if r := kf.send(t, "GET", "/logout/", "", "", "Authorization", "Token "+live.Token); r.code != 405 || r.header.Get("Allow") != "POST, OPTIONS" {
 		t.Errorf("GET logout: %d %v", r.code, r.header)
 	}
-	if r := kf.send(t, "POST", "/logout/", "", "", "Authorization", "Token "+live.Token); r.code != 204 || r.body != "" {
-		t.Fatalf("logout: %d %q", r.code, r.body)
+	if r := kf.send(t, "POST", "/logout/", "", "", "Authorization", "Token "+live.Token, "Accept", "text/html"); r.code != 406 || kf.rows(t, "digest = ?", live.Digest) != 1 {
+		t.Errorf("logout with an unacceptable Accept: %d %s; it must delete nothing", r.code, r.body)
+	}
+	if r := kf.send(t, "OPTIONS", "/logoutall/", "", "", "Authorization", "Token "+live.Token); r.code != 200 ||
+		r.body != `{"name":"Logout All","description":"Log the user out of all sessions\nI.E. deletes all auth tokens for the user","renders":["application/json"],"parses":["application/json","application/x-www-form-urlencoded","multipart/form-data"]}` {
+		t.Errorf("OPTIONS logoutall: %d %s", r.code, r.body)
+	}
+	if r := kf.send(t, "POST", "/logout/", "", "", "Authorization", "Token nope"); r.code != 401 || r.header.Get("Allow") != "POST, OPTIONS" || r.header.Get("WWW-Authenticate") != "Token" {
+		t.Errorf("logout with a bad token: %d %v", r.code, r.header)
+	}
+	if r := kf.send(t, "POST", "/logout/", "", "", "Authorization", "Token "+live.Token); r.code != 204 || r.body != "" || r.header.Get("Allow") != "POST, OPTIONS" {
+		t.Fatalf("logout: %d %q %v", r.code, r.body, r.header)
 	}
 	if kf.rows(t, "digest = ?", live.Digest) != 0 || kf.rows(t, "digest = ?", never.Digest) != 1 {
 		t.Error("logout deleted the wrong rows")
