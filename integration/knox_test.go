@@ -172,7 +172,7 @@ func knoxFmt(t *time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
-// knoxFixture is testdata/knox/tokens.json.
+// knoxFixture is ../testdata/knox/tokens.json.
 type knoxFixture struct {
 	Users map[string]struct {
 		ID       int64  `json:"id"`
@@ -191,11 +191,11 @@ type knoxFixtureToken struct {
 	Kind     string `json:"kind"` // live, never, expired
 }
 
-// knoxFixtureDB is a copy of testdata/knox/knox.sqlite3 for sqlite; for
+// knoxFixtureDB is a copy of ../testdata/knox/knox.sqlite3 for sqlite; for
 // postgres, a knox database whose users and tokens are the fixture's rows.
 func knoxFixtureDB(t *testing.T, kind string) djangoDB {
 	t.Helper()
-	src, err := filepath.Abs(filepath.Join("testdata", "knox", "knox.sqlite3"))
+	src, err := filepath.Abs(filepath.Join("..", "testdata", "knox", "knox.sqlite3"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +252,7 @@ func knoxFixtureDB(t *testing.T, kind string) djangoDB {
 
 func testKnoxFixtureWorksInCaddy(t *testing.T, kind string) {
 	var fix knoxFixture
-	b, err := os.ReadFile(filepath.Join("testdata", "knox", "tokens.json"))
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "knox", "tokens.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

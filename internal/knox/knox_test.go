@@ -8,11 +8,11 @@ import (
 	"time"
 )
 
-// The tokens of the database real knox made (testdata/tokens.json, from
+// The tokens of the database real knox made (../../testdata/knox/tokens.json, from
 // the project's knox fixture): their token_key and digest are what knox
 // stored.
 func TestTokenKeyAndDigestAreKnoxs(t *testing.T) {
-	raw, err := os.ReadFile("testdata/tokens.json")
+	raw, err := os.ReadFile("../../testdata/knox/tokens.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -148,7 +148,7 @@ identity sequence: ` + schema + `.auth_user_id_seq
 }
 
 // What `pg_dump` shows of the table knox's migrations make
-// (testdata/knox/schema.postgres.sql; TestKnoxFixtureSchemaIsWhatMigrateKnoxMakes
+// (../../testdata/knox/schema.postgres.sql; TestKnoxFixtureSchemaIsWhatMigrateKnoxMakes
 // compares the two), in schema.
 func knoxPGSchema(schema string) string {
 	return `columns:

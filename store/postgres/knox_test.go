@@ -16,7 +16,7 @@ import (
 	"github.com/tokenauth/caddy-tokenauth/store"
 )
 
-// knoxFixtureTokens is testdata/knox/tokens.json: the users and tokens
+// knoxFixtureTokens is ../../testdata/knox/tokens.json: the users and tokens
 // real knox made, keys included.
 type knoxFixtureTokens struct {
 	Users map[string]struct {
@@ -36,12 +36,12 @@ type knoxFixtureTokens struct {
 
 // knoxFixtureSchema makes, in a fresh schema, auth_user as Django does and
 // knox_authtoken exactly as pg_dump showed the table knox's migrations
-// made (testdata/knox/schema.postgres.sql), and returns the schema.
+// made (../../testdata/knox/schema.postgres.sql), and returns the schema.
 func knoxFixtureSchema(t *testing.T, conn *pgx.Conn, dsn string) string {
 	t.Helper()
 	ctx := context.Background()
 	schema := freshSchema(t, dsn)
-	dump, err := os.ReadFile("testdata/knox/schema.postgres.sql")
+	dump, err := os.ReadFile("../../testdata/knox/schema.postgres.sql")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestKnoxFixtureTokensAreFound(t *testing.T) {
 	conn := admin(t, dsn)
 	ctx := context.Background()
 	schema := knoxFixtureSchema(t, conn, dsn)
-	raw, err := os.ReadFile("testdata/knox/tokens.json")
+	raw, err := os.ReadFile("../../testdata/knox/tokens.json")
 	if err != nil {
 		t.Fatal(err)
 	}

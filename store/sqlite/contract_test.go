@@ -52,7 +52,7 @@ func contractFixture(t *testing.T) *storetest.Fixture {
 		Schema:     func(t *testing.T) string { return sqliteSchema(t, raw, "auth_user", "authtoken_token") },
 		WantSchema: djangoSQLiteSchema,
 		KnoxSchema: func(t *testing.T) string { return sqliteSchema(t, raw, "knox_authtoken") },
-		// As real knox made it (testdata/knox/knox.sqlite3).
+		// As real knox made it (../../testdata/knox/knox.sqlite3).
 		WantKnoxSchema: knoxFixtureSchema(t),
 		DropKnoxTable: func(t *testing.T) {
 			t.Helper()
@@ -171,11 +171,11 @@ func jsonList(ss []string) string {
 	return string(b)
 }
 
-// knoxFixture is the database real knox made (testdata/knox/knox.sqlite3,
+// knoxFixture is the database real knox made (../../testdata/knox/knox.sqlite3,
 // from the project's knox fixture), copied to a file of the test's own.
 func knoxFixture(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile("testdata/knox/knox.sqlite3")
+	b, err := os.ReadFile("../../testdata/knox/knox.sqlite3")
 	if err != nil {
 		t.Fatal(err)
 	}

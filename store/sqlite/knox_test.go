@@ -18,8 +18,8 @@ import (
 	"github.com/tokenauth/caddy-tokenauth/store"
 )
 
-// knoxFixtureTokens is testdata/knox/tokens.json: the users and tokens
-// real knox made in testdata/knox/knox.sqlite3, keys included.
+// knoxFixtureTokens is ../../testdata/knox/tokens.json: the users and tokens
+// real knox made in ../../testdata/knox/knox.sqlite3, keys included.
 type knoxFixtureTokens struct {
 	Users map[string]struct {
 		ID       int  `json:"id"`
@@ -38,7 +38,7 @@ type knoxFixtureTokens struct {
 
 func readKnoxFixtureTokens(t *testing.T) knoxFixtureTokens {
 	t.Helper()
-	raw, err := os.ReadFile("testdata/knox/tokens.json")
+	raw, err := os.ReadFile("../../testdata/knox/tokens.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func readKnoxFixtureTokens(t *testing.T) knoxFixtureTokens {
 		t.Fatal(err)
 	}
 	if len(f.Tokens) == 0 {
-		t.Fatal("no tokens in testdata/knox/tokens.json")
+		t.Fatal("no tokens in ../../testdata/knox/tokens.json")
 	}
 	return f
 }
