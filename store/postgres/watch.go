@@ -67,7 +67,7 @@ func (d *database) installTriggers(ctx context.Context, tx pgx.Tx) error {
 			return fmt.Errorf("creating trigger %s on %s: %w", notifyTrigger, t.table, err)
 		}
 	}
-	return nil
+	return d.installPermissionTriggers(ctx, tx)
 }
 
 // triggersPresent tells whether both tables carry token_auth's enabled
