@@ -28,6 +28,9 @@ const (
 	authThrottled
 	// authUnavailable: the store could not answer; err says why.
 	authUnavailable
+	// authForbidden: an active user's key that a requirement refuses
+	// (permissions.go); key and id are set, err is the 403's.
+	authForbidden
 )
 
 // authResult is the answer of authenticate.
@@ -81,7 +84,10 @@ func (h *TokenAuth) lookup(r *http.Request, key string) (cachedIdentity, error) 
 		return h.cache.Lookup(r.Context(), key, h.load)
 	}
 	id, err := h.store.Lookup(r.Context(), key)
-	return newCachedIdentity(id), err
+	if err != nil {
+		return cachedIdentity{}, err
+	}
+	return h.identity(r.Context(), id)
 }
 
 // refuseToken refuses a key the store refused, or throttles it when the

@@ -49,11 +49,12 @@ const (
 // Replacer.Set would allocate the request's fresh map of static values,
 // where appending a provider (as Caddy's own map handler does) fits the
 // room Caddy's providers leave. A value an earlier handler set with
-// Replacer.Set is answered first. An inactive user has no provider: one
-// pointer, so that an identity costs the cache one word besides its
-// expiry and stays under 256 bytes.
+// Replacer.Set is answered first. An inactive user has no provider.
 type cachedIdentity struct {
 	vars caddy.ReplacerFunc // {http.auth.user.id} and {http.auth.user.username}; nil: inactive
+	// perms are the user's flags and required names (permissions.go);
+	// none loaded where no handler of the store requires anything.
+	perms userPerms
 }
 
 // Placeholder names of the identity.
@@ -85,8 +86,9 @@ func identityVars(userID, username string) caddy.ReplacerFunc {
 }
 
 // anonymousVars answers the identity placeholders of a request let through
-// without credentials: known, and empty.
-var anonymousVars = identityVars("", "")
+// without credentials: known, and empty (not staff, in no group; see
+// permsVars).
+var anonymousVars = permsVars("", "", permsLoaded, any(""))
 
 // active reports whether the user may authenticate (is_active).
 func (ci *cachedIdentity) active() bool { return ci.vars != nil }

@@ -223,16 +223,19 @@ func tokenListCmd() *cobra.Command {
 func tokenMigrateCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "migrate [--notify]",
-		Short: "Creates Django's auth_user and authtoken_token tables where missing",
+		Short: "Creates Django's auth_user, authtoken_token and group and permission tables where missing",
 		Long: `
-Creates Django's auth_user and authtoken_token tables where they are
-missing, and never changes tables that exist.
+Creates Django's auth_user and authtoken_token tables, and its tables of
+groups and permissions (django_content_type, auth_permission, auth_group,
+auth_group_permissions, auth_user_groups, auth_user_user_permissions),
+where they are missing, and never changes tables that exist.
 
 With --notify (PostgreSQL only), also installs where missing the trigger
-function token_auth_notify and statement-level triggers on both tables
-that NOTIFY token_auth of every change, so that each Caddy sharing the
-database drops its cached lookups at once, whoever made the change
-(Django included).
+function token_auth_notify and statement-level triggers on those tables
+(on auth_user: of id, username, is_active, and, token_auth_notify_flags,
+of is_staff and is_superuser) that NOTIFY token_auth of every change, so
+that each Caddy sharing the database drops its cached lookups at once,
+whoever made the change (Django included).
 `,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -245,9 +248,9 @@ database drops its cached lookups at once, whoever made the change
 				if err := s.Migrate(ctx); err != nil {
 					return err
 				}
-				fmt.Fprintln(cmd.OutOrStdout(), "Tables auth_user and authtoken_token are in place")
+				fmt.Fprintln(cmd.OutOrStdout(), migratedTables)
 				if notify {
-					fmt.Fprintln(cmd.OutOrStdout(), "Triggers token_auth_notify on auth_user and authtoken_token are in place")
+					fmt.Fprintln(cmd.OutOrStdout(), migratedTriggers)
 				}
 				return nil
 			})
@@ -256,6 +259,13 @@ database drops its cached lookups at once, whoever made the change
 	c.Flags().Bool("notify", false, "also install the triggers that push changes to every Caddy (PostgreSQL only)")
 	return c
 }
+
+// What `caddy token migrate` says it made.
+const (
+	migratedTables = "Tables auth_user, authtoken_token, django_content_type, auth_permission, auth_group, " +
+		"auth_group_permissions, auth_user_groups and auth_user_user_permissions are in place"
+	migratedTriggers = "Triggers token_auth_notify on those tables, and token_auth_notify_flags on auth_user, are in place"
+)
 
 // printToken prints drf_create_token's line, or its error.
 func printToken(ctx context.Context, w io.Writer, s store.Admin, username string, reset bool) error {

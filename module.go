@@ -66,6 +66,20 @@ type TokenAuth struct {
 	// Default: false (credentials required).
 	Optional bool `json:"optional,omitempty"`
 
+	// ReadOnly, with Optional, lets only GET, HEAD and OPTIONS through
+	// without credentials, as DRF's IsAuthenticatedOrReadOnly: any other
+	// method gets 401 "Authentication credentials were not provided."
+	// (403 under no_challenge). Default: false.
+	ReadOnly bool `json:"read_only,omitempty"`
+
+	// Require lists what an authenticated user must be or have, as a
+	// view's permission_classes: every requirement must hold, each when
+	// any of its alternatives does (see Requirement). A user who fails
+	// one gets 403. Groups and permissions are read from Django's tables
+	// with the identity, in one more query per user, and cached with it.
+	// Default: none (any active user's key passes).
+	Require []Requirement `json:"require,omitempty"`
+
 	// NoChallenge answers 403 without WWW-Authenticate instead of 401, as
 	// DRF does when a non-challenge scheme such as SessionAuthentication
 	// comes first in DEFAULT_AUTHENTICATION_CLASSES. The bodies are the
@@ -110,7 +124,8 @@ type TokenAuth struct {
 	KeyFormat string `json:"key_format,omitempty"`
 
 	store     store.Store
-	logins    store.Logins // the store, when login or logout is configured
+	perms     *handlerPerms // the requirements, compiled (permissions.go)
+	logins    store.Logins  // the store, when login or logout is configured
 	cache     *identityCache
 	cacheKey  string
 	stopWatch func()
@@ -176,6 +191,9 @@ func (h *TokenAuth) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("token store %s cannot serve login/logout: it does not implement store.Logins", caddy.GetModuleName(mod))
 		}
 	}
+	if err := h.provisionPermissions(storeKey); err != nil {
+		return err
+	}
 	return h.provisionCache(storeKey)
 }
 
@@ -221,6 +239,9 @@ func (h *TokenAuth) validate() error {
 		if err := h.Tokens.validate(); err != nil {
 			return err
 		}
+	}
+	if err := h.validatePermissions(); err != nil {
+		return err
 	}
 	if h.Cache != nil {
 		return h.Cache.validate()
@@ -268,6 +289,7 @@ func (h *TokenAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		return h.serveLogin(w, r)
 	}
 	a := h.authenticate(r)
+	h.authorize(r, &a)
 	countRequest(&a, h.Optional)
 	switch a.outcome {
 	case authOK:
@@ -276,6 +298,8 @@ func (h *TokenAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 			return h.serveLogout(w, r, a.key)
 		}
 		return next.ServeHTTP(w, r)
+	case authForbidden:
+		setIdentity(r, a.id) // the access log names the user refused
 	case authAnonymous:
 		if h.Optional {
 			anonymous(r)
@@ -293,6 +317,7 @@ func (h *TokenAuth) Cleanup() error {
 		h.stopWatch()
 		h.stopWatch = nil
 	}
+	h.cleanupPermissions()
 	var errs []error
 	for _, pk := range []struct {
 		pool *caddy.UsagePool

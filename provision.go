@@ -60,6 +60,7 @@ func (h *TokenAuth) provisionCache(storeKey string) error {
 			c := target.Load()
 			return c == nil || c.Live()
 		})
+		pushed = pushed && h.permissionsPushed()
 	}
 	ttl := time.Duration(c.TTL)
 	switch {
@@ -95,7 +96,7 @@ func (h *TokenAuth) load(ctx context.Context, key string) (cachedIdentity, error
 	if err != nil {
 		return cachedIdentity{}, err
 	}
-	return newCachedIdentity(id), nil
+	return h.identity(ctx, id)
 }
 
 // throttles keeps each budget across config reloads, so that a reload

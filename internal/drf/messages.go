@@ -12,6 +12,9 @@ const (
 	DetailInvalidChars  = "Invalid token header. Token string should not contain invalid characters."
 	DetailInvalidToken  = "Invalid token."
 	DetailInactive      = "User inactive or deleted."
+	// DetailPermissionDenied is PermissionDenied's, the answer to an
+	// authenticated user a permission class refuses (exceptions.py).
+	DetailPermissionDenied = "You do not have permission to perform this action."
 	// DetailUnavailable is DRF's ServiceUnavailable, the answer when the
 	// token store cannot answer; UnavailableRetryAfter is its Retry-After.
 	DetailUnavailable     = "Service temporarily unavailable, try again later."
@@ -27,6 +30,8 @@ var (
 	ErrInvalidToken  = newError(DetailInvalidToken)
 	ErrInactive      = newError(DetailInactive)
 	ErrUnavailable   = newError(DetailUnavailable)
+	// ErrPermissionDenied is written with 403 and no challenge.
+	ErrPermissionDenied = newError(DetailPermissionDenied)
 )
 
 // Serializer fields (rest_framework/fields.py) and AuthTokenSerializer.
