@@ -29,11 +29,12 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "token",
-		Usage: "create|adduser|passwd|delete|list|migrate …",
+		Usage: "create|adduser|passwd|delete|list|groups|migrate …",
 		Short: "Manages Django REST Framework tokens and users in a token_auth store",
 		Long: `
-Works on the same tables as Django (auth_user, authtoken_token), with Caddy
-running or not, like manage.py drf_create_token.
+Works on the same tables as Django (auth_user, authtoken_token, auth_group,
+auth_user_groups), with Caddy running or not, like manage.py
+drf_create_token.
 
 The store is chosen by, in order:
   --store sqlite:<path>       a Django db.sqlite3 (or any file with its tables)
@@ -47,7 +48,7 @@ The store is chosen by, in order:
 			cmd.PersistentFlags().StringP("config", "c", "", "config file whose token_auth store to use")
 			cmd.PersistentFlags().StringP("adapter", "a", "", "name of the config adapter")
 			cmd.AddCommand(tokenCreateCmd(), tokenAddUserCmd(), tokenPasswdCmd(),
-				tokenDeleteCmd(), tokenListCmd(), tokenMigrateCmd())
+				tokenDeleteCmd(), tokenListCmd(), tokenGroupsCmd(), tokenMigrateCmd())
 			for _, sub := range cmd.Commands() {
 				run := sub.RunE
 				sub.RunE = func(cmd *cobra.Command, args []string) error {
@@ -115,11 +116,13 @@ func tokenCreateCmd() *cobra.Command {
 
 func tokenAddUserCmd() *cobra.Command {
 	c := &cobra.Command{
-		Use:   "adduser <username> [--password-stdin] [--inactive]",
+		Use:   "adduser <username> [--password-stdin] [--inactive] [--staff] [--superuser]",
 		Short: "Creates a Django user with a password, then prints its token",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			inactive, _ := cmd.Flags().GetBool("inactive")
+			staff, _ := cmd.Flags().GetBool("staff")
+			superuser, _ := cmd.Flags().GetBool("superuser")
 			if err := validUsername(args[0]); err != nil {
 				return err
 			}
@@ -128,7 +131,7 @@ func tokenAddUserCmd() *cobra.Command {
 				return err
 			}
 			return withStore(cmd, false, func(ctx context.Context, s store.Admin) error {
-				u := store.NewUser{Username: args[0], Password: encoded, Active: !inactive}
+				u := store.NewUser{Username: args[0], Password: encoded, Active: !inactive, Staff: staff, Superuser: superuser}
 				if err := s.AddUser(ctx, u); err != nil {
 					return err
 				}
@@ -137,6 +140,8 @@ func tokenAddUserCmd() *cobra.Command {
 		},
 	}
 	c.Flags().Bool("inactive", false, "create the user with is_active false")
+	c.Flags().Bool("staff", false, "create the user with is_staff true (require staff, DRF's IsAdminUser)")
+	c.Flags().Bool("superuser", false, "create the user with is_superuser true (every permission; not is_staff unless --staff)")
 	passwordFlags(c)
 	return c
 }
