@@ -54,7 +54,8 @@ func (h *TokenAuth) authenticate(r *http.Request) authResult {
 		return authResult{outcome: authAnonymous}
 	case !res.HasKey():
 		return authResult{outcome: authRefused, err: res.Err()}
-	case res != drf.KeyHex40 && !h.anyKey:
+	case h.anyKey, h.knox != nil: // loadKnox checks a knox key's shape
+	case res != drf.KeyHex40:
 		return h.refuseToken(r, drf.ErrInvalidToken)
 	}
 	id, err := h.lookup(r, key)
@@ -63,7 +64,15 @@ func (h *TokenAuth) authenticate(r *http.Request) authResult {
 		return h.refuseToken(r, drf.ErrInvalidToken)
 	case err != nil:
 		return authResult{outcome: authUnavailable, err: err}
-	case !id.active():
+	}
+	var tok *tokenState
+	if h.knox != nil || h.maxAge > 0 {
+		tok = id.token()
+	}
+	if h.refresh != nil && tok != nil {
+		h.touch(tok) // knox refreshes before it checks is_active
+	}
+	if !id.active(tok) {
 		return h.refuseToken(r, drf.ErrInactive)
 	}
 	return authResult{outcome: authOK, key: key, id: id}
@@ -83,11 +92,7 @@ func (h *TokenAuth) lookup(r *http.Request, key string) (cachedIdentity, error) 
 		cacheMisses.Inc()
 		return h.cache.Lookup(r.Context(), key, h.load)
 	}
-	id, err := h.store.Lookup(r.Context(), key)
-	if err != nil {
-		return cachedIdentity{}, err
-	}
-	return h.identity(r.Context(), id)
+	return h.load(r.Context(), key)
 }
 
 // refuseToken refuses a key the store refused, or throttles it when the

@@ -2,6 +2,7 @@ package tokenauth
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -49,25 +50,65 @@ const (
 // Replacer.Set would allocate the request's fresh map of static values,
 // where appending a provider (as Caddy's own map handler does) fits the
 // room Caddy's providers leave. A value an earlier handler set with
-// Replacer.Set is answered first. An inactive user has no provider.
+// Replacer.Set is answered first.
+//
+// It is one pointer, so that an identity stays under 256 bytes in the
+// cache: an inactive user of a DRF token has no provider (nil), and a
+// token with an expiry keeps its state in the provider's closure, which
+// has room for it in its size class (see token).
 type cachedIdentity struct {
-	vars caddy.ReplacerFunc // {http.auth.user.id} and {http.auth.user.username}; nil: inactive
-	// perms are the user's flags and required names (permissions.go);
-	// none loaded where no handler of the store requires anything.
-	perms userPerms
+	vars caddy.ReplacerFunc // {http.auth.user.id} and {http.auth.user.username}
+}
+
+// tokenState is what a token with an expiry (knox, or DRF under max_age)
+// adds to its identity.
+type tokenState struct {
+	// until is when the cache must stop serving the token, unix ns (0:
+	// never): a knox token's expiry when it was loaded, or a DRF token's
+	// created + max_age.
+	until int64
+	// active is auth_user.is_active: knox refreshes an inactive user's
+	// token before it refuses it, so its identity is kept.
+	active bool
+	// The knox row: its digest (logout deletes by it), its user, and its
+	// expiry, which auto-refresh moves (unix ns; 0: never).
+	digest  string
+	userID  string
+	created int64
+	expiry  atomic.Int64
 }
 
 // Placeholder names of the identity.
 const (
 	placeholderUserID   = "http.auth.user.id"
 	placeholderUsername = "http.auth.user.username"
+	// tokenStateKey is the provider's key of the token state: not a name
+	// a placeholder can have, and asked only by token.
+	tokenStateKey = "\x00token_auth.token_state"
 )
 
-func newCachedIdentity(id store.Identity) cachedIdentity {
-	if !id.Active {
-		return cachedIdentity{}
+// newCachedIdentity makes the cache's value of a found identity; tok is
+// nil for a DRF token without max_age.
+func newCachedIdentity(id store.Identity, tok *tokenState) cachedIdentity {
+	if tok == nil {
+		if !id.Active {
+			return cachedIdentity{}
+		}
+		return cachedIdentity{vars: identityVars(id.ID, id.Username)}
 	}
-	return cachedIdentity{vars: identityVars(id.ID, id.Username)}
+	tok.active = id.Active
+	idAny, nameAny, tokAny := any(id.ID), any(id.Username), any(tok)
+	return cachedIdentity{vars: func(key string) (any, bool) {
+		switch key {
+		case placeholderUserID:
+			return idAny, true
+		case placeholderUsername:
+			return nameAny, true
+		case tokenStateKey:
+			return tokAny, true
+		}
+		return nil, false
+	}}
 }
 
 // identityVars answers the identity placeholders with the values boxed
@@ -88,10 +129,32 @@ func identityVars(userID, username string) caddy.ReplacerFunc {
 // anonymousVars answers the identity placeholders of a request let through
 // without credentials: known, and empty (not staff, in no group; see
 // permsVars).
-var anonymousVars = permsVars("", "", permsLoaded, any(""))
+var anonymousVars = permsVars("", "", nil, anonymousPerms)
 
-// active reports whether the user may authenticate (is_active).
-func (ci *cachedIdentity) active() bool { return ci.vars != nil }
+// token is the identity's token state, or nil for a DRF token without
+// max_age (and a DRF token's inactive user).
+func (ci *cachedIdentity) token() *tokenState {
+	if ci.vars == nil {
+		return nil
+	}
+	v, _ := ci.vars(tokenStateKey)
+	t, _ := v.(*tokenState)
+	return t
+}
+
+// active reports whether the user may authenticate (is_active); tok is
+// the identity's token state, as token gives it, or nil.
+func (ci *cachedIdentity) active(tok *tokenState) bool {
+	return ci.vars != nil && (tok == nil || tok.active)
+}
+
+// bound is the cache's expiry of a value (internal/cache SetBound).
+func bound(v *cachedIdentity) int64 {
+	if t := v.token(); t != nil {
+		return t.until
+	}
+	return 0
+}
 
 // validate holds the rules of the cache settings.
 func (c *Cache) validate() error {

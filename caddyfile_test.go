@@ -29,6 +29,11 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{"login body_timeout", "token_auth {\n login /login {\n body_timeout 2s\n }\n}", `{"login":{"path":"/login","body_timeout":2000000000}}`},
 		{"cache off", "token_auth {\n cache off\n key_format any\n}", `{"cache":{"off":true},"key_format":"any"}`},
 		{"cache block", "token_auth {\n cache {\n ttl 1m\n negative_ttl 2s\n size 500\n }\n}", `{"cache":{"ttl":60000000000,"negative_ttl":2000000000,"size":500}}`},
+		{"tokens knox block", "token_auth {\n tokens knox {\n ttl 10h\n limit_per_user 3\n auto_refresh\n max_ttl 7d\n min_refresh_interval 30s\n prefix myapp_\n }\n logout_all /out/all/\n}",
+			`{"logout_all":"/out/all/","tokens":{"kind":"knox","ttl":36000000000000,"limit_per_user":3,"auto_refresh":true,"max_ttl":604800000000000,"min_refresh_interval":30000000000,"prefix":"myapp_"}}`},
+		{"tokens knox ttl none", "token_auth {\n tokens knox {\n ttl none\n }\n}", `{"tokens":{"kind":"knox","never_expire":true}}`},
+		{"tokens knox bare", "token_auth {\n tokens knox\n}", `{"tokens":{"kind":"knox"}}`},
+		{"tokens drf max_age", "token_auth {\n tokens drf {\n max_age 30d\n }\n}", `{"tokens":{"kind":"drf","max_age":2592000000000000}}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -74,6 +79,16 @@ func TestUnmarshalCaddyfileErrorsNameTheProblemAndLine(t *testing.T) {
 		{"unknown cache option", "token_auth {\n\tcache {\n\t\tlru yes\n\t}\n}", []string{"unrecognized cache option 'lru'", "Testfile:3"}},
 		{"bad cache ttl", "token_auth {\n\tcache {\n\t\tttl -1s\n\t}\n}", []string{"positive duration", "Testfile:3"}},
 		{"bad key_format", "token_auth {\n\tkey_format uuid\n}", []string{"want hex40 or any", "Testfile:2"}},
+		{"tokens without kind", "token_auth {\n\ttokens\n}", []string{"wrong argument count", "Testfile:2"}},
+		{"tokens unknown kind", "token_auth {\n\ttokens jwt\n}", []string{"want drf or knox", "Testfile:2"}},
+		{"tokens unknown option", "token_auth {\n\ttokens knox {\n\t\trotate\n\t}\n}", []string{"unrecognized tokens option 'rotate'", "Testfile:3"}},
+		{"tokens drf with a knox option", "token_auth {\n\ttokens drf {\n\t\tttl 1h\n\t}\n}", []string{"knox settings", "Testfile:3"}},
+		{"tokens knox with max_age", "token_auth {\n\ttokens knox {\n\t\tmax_age 1h\n\t}\n}", []string{"max_age is a drf setting", "Testfile:3"}},
+		{"tokens prefix too long", "token_auth {\n\ttokens knox {\n\t\tprefix abcdefghijk\n\t}\n}", []string{"at most 10", "Testfile:3"}},
+		{"tokens zero limit", "token_auth {\n\ttokens knox {\n\t\tlimit_per_user 0\n\t}\n}", []string{"limit_per_user", "Testfile:3"}},
+		{"tokens zero ttl", "token_auth {\n\ttokens knox {\n\t\tttl 0s\n\t}\n}", []string{"positive duration", "Testfile:3"}},
+		{"auto_refresh without ttl", "token_auth {\n\ttokens knox {\n\t\tttl none\n\t\tauto_refresh\n\t}\n}", []string{"auto_refresh needs a ttl", "Testfile:4"}},
+		{"logout_all with drf tokens", "token_auth {\n\tlogout_all /all\n}", []string{"logout_all needs tokens knox", "Testfile:2"}},
 		{"sqlite zero timeout", "token_auth {\n\tstore sqlite {\n\t\tquery_timeout 0s\n\t}\n}", []string{"must be positive", "Testfile:3"}},
 	}
 	for _, tt := range tests {
@@ -125,6 +140,21 @@ func TestCaddyfileAndJSONRefuseTheSameConfigs(t *testing.T) {
 		{"valid: everything set", "keyword Bearer\n key_format any\n failure_throttle 20/min\n logout /out\n login /in {\n throttle 5/min\n max_body 1GiB\n body_timeout 2s\n }\n cache {\n ttl 1m\n negative_ttl 2s\n size 10\n }",
 			`{"keyword":"Bearer","key_format":"any","failure_throttle":"20/min","logout":"/out","login":{"path":"/in","throttle":"5/min","max_body":1073741824,"body_timeout":2000000000},"cache":{"ttl":60000000000,"negative_ttl":2000000000,"size":10}}`, ""},
 		{"valid: cache off", "cache off", `{"cache":{"off":true}}`, ""},
+		{"tokens: unknown kind", "tokens jwt", `{"tokens":{"kind":"jwt"}}`, "want drf or knox"},
+		{"tokens: prefix over 10", "tokens knox {\n prefix abcdefghijk\n }", `{"tokens":{"kind":"knox","prefix":"abcdefghijk"}}`, "at most 10"},
+		{"tokens: prefix with a space", "tokens knox {\n prefix \"a b\"\n }", `{"tokens":{"kind":"knox","prefix":"a b"}}`, "visible ASCII"},
+		{"tokens: drf with a knox setting", "tokens drf {\n auto_refresh\n }", `{"tokens":{"kind":"drf","auto_refresh":true}}`, "knox settings"},
+		{"tokens: knox with max_age", "tokens knox {\n max_age 1h\n }", `{"tokens":{"kind":"knox","max_age":3600000000000}}`, "drf setting"},
+		{"tokens: negative ttl", "tokens knox {\n ttl -1s\n }", `{"tokens":{"kind":"knox","ttl":-1000000000}}`, "positive duration"},
+		{"tokens: ttl none and a ttl", "tokens knox {\n ttl none\n ttl 1s\n }", `{"tokens":{"kind":"knox","ttl":1000000000,"never_expire":true}}`, "ttl"},
+		{"tokens: auto_refresh without ttl", "tokens knox {\n ttl none\n auto_refresh\n }", `{"tokens":{"kind":"knox","never_expire":true,"auto_refresh":true}}`, "auto_refresh needs a ttl"},
+		{"tokens: negative limit", "tokens knox {\n limit_per_user -1\n }", `{"tokens":{"kind":"knox","limit_per_user":-1}}`, "limit_per_user"},
+		{"logout_all: drf tokens", "logout_all /all", `{"logout_all":"/all"}`, "needs tokens knox"},
+		{"logout_all: relative path", "tokens knox\n logout_all all", `{"tokens":{"kind":"knox"},"logout_all":"all"}`, "must start with /"},
+		{"logout_all: on the logout path", "tokens knox\n logout /o\n logout_all /o", `{"tokens":{"kind":"knox"},"logout":"/o","logout_all":"/o"}`, "shares its path"},
+		{"valid: tokens knox, everything set", "tokens knox {\n ttl 1h\n limit_per_user 2\n auto_refresh\n max_ttl 2h\n min_refresh_interval 5s\n prefix p_\n }\n login /in\n logout /out\n logout_all /all",
+			`{"tokens":{"kind":"knox","ttl":3600000000000,"limit_per_user":2,"auto_refresh":true,"max_ttl":7200000000000,"min_refresh_interval":5000000000,"prefix":"p_"},"login":{"path":"/in"},"logout":"/out","logout_all":"/all"}`, ""},
+		{"valid: tokens drf max_age", "tokens drf {\n max_age 30d\n }", `{"tokens":{"kind":"drf","max_age":2592000000000000}}`, ""},
 	}
 	path := newFixture(t, nil, nil).path
 	for _, tt := range tests {
@@ -168,7 +198,7 @@ func TestCaddyfileAndJSONRefuseTheSameConfigs(t *testing.T) {
 
 // Every single-valued option refuses a repeat, at the repeat's line.
 func TestCaddyfileRefusesRepeatedOptions(t *testing.T) {
-	for _, opt := range []string{"keyword Token", "logout /out", "key_format any", "failure_throttle 5/min", "optional", "no_challenge", "store sqlite", "login /in", "cache off"} {
+	for _, opt := range []string{"tokens knox", "keyword Token", "logout /out", "key_format any", "failure_throttle 5/min", "optional", "no_challenge", "store sqlite", "login /in", "cache off"} {
 		name, _, _ := strings.Cut(opt, " ")
 		in := "token_auth {\n\t" + opt + "\n\t" + opt + "\n}"
 		var h TokenAuth
@@ -177,9 +207,17 @@ func TestCaddyfileRefusesRepeatedOptions(t *testing.T) {
 			t.Errorf("%s twice: %v, want %q at line 3", name, err, name+" already specified")
 		}
 	}
+	in := "token_auth {\n\ttokens knox\n\tlogout_all /all\n\tlogout_all /all\n}"
+	var h TokenAuth
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in)); err == nil || !strings.Contains(err.Error(), "logout_all already specified") || !strings.Contains(err.Error(), "Testfile:4") {
+		t.Errorf("logout_all twice: %v", err)
+	}
 	for _, tt := range []struct{ block, opt, val string }{
 		{"login /in", "throttle", "5/min"}, {"login /in", "max_body", "1KiB"}, {"login /in", "body_timeout", "1s"}, {"login /in", "upgrade_hashes", ""},
 		{"cache", "ttl", "1s"}, {"cache", "negative_ttl", "1s"}, {"cache", "size", "5"},
+		{"tokens knox", "ttl", "1h"}, {"tokens knox", "limit_per_user", "2"}, {"tokens knox", "auto_refresh", ""},
+		{"tokens knox", "max_ttl", "1h"}, {"tokens knox", "min_refresh_interval", "1s"}, {"tokens knox", "prefix", "p"},
+		{"tokens drf", "max_age", "1h"},
 	} {
 		in := "token_auth {\n\t" + tt.block + " {\n\t\t" + tt.opt + " " + tt.val + "\n\t\t" + tt.opt + " " + tt.val + "\n\t}\n}"
 		var h TokenAuth

@@ -90,13 +90,17 @@ func (l *Login) validate() error {
 
 // serveLogin answers DRF's obtain_auth_token: content negotiation, the
 // token check (a refused token is refused here too), the throttle, the
-// method, the body and its fields, the password check, the token.
+// method, the body and its fields, the password check, the token. With
+// tokens knox it answers as knox's login views (knoxlogin.go).
 func (h *TokenAuth) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Allow", drf.LoginAllow)
 	ok, indent := drf.Negotiate(r)
 	if !ok {
 		drf.WriteJSON(w, http.StatusNotAcceptable, -1, drf.Member{Key: "detail", Value: drf.MsgNotAcceptable})
 		return nil
+	}
+	if h.knox != nil {
+		return h.serveKnoxLogin(w, r, indent)
 	}
 	a := h.authenticate(r)
 	countRequest(&a, true)
@@ -108,43 +112,94 @@ func (h *TokenAuth) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return h.render(w, a, indent)
 	}
-	if t := h.Login.throttle; t != nil {
-		if wait := t.Allow(h.clientIP(r)); wait > 0 {
-			throttledLogin.Inc()
-			loginThrottled.Inc()
-			detail, retry := drf.ThrottledDetail(wait)
-			w.Header().Set("Retry-After", retry)
-			drf.WriteJSON(w, http.StatusTooManyRequests, indent, drf.Member{Key: "detail", Value: detail})
-			return nil
-		}
+	if h.loginThrottled(w, r, indent) || !h.loginMethod(w, r, indent, drf.WriteLoginOptions) {
+		return nil
 	}
+	user, answered := h.bodyCredentials(w, r, indent)
+	if answered {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
+	defer cancel()
+	key, err := h.logins.TokenFor(ctx, user.Username, false)
+	if err == nil && h.maxAge > 0 {
+		key, err = h.renewIfOld(ctx, user, key)
+	}
+	if err != nil {
+		loginUnavailable.Inc()
+		return h.unavailable(w, err)
+	}
+	loginSuccess.Inc()
+	drf.WriteJSON(w, http.StatusOK, indent, drf.Member{Key: "token", Value: key})
+	return nil
+}
+
+// renewIfOld replaces a token that max_age refuses: login hands out a
+// token that works, where DRF's get_or_create would return the old one.
+func (h *TokenAuth) renewIfOld(ctx context.Context, user store.User, key string) (string, error) {
+	id, err := h.store.Lookup(ctx, key)
+	if err != nil || time.Since(id.Created) < h.maxAge {
+		return key, err
+	}
+	if h.cache != nil {
+		defer h.cache.Forget(key)
+	}
+	return h.logins.TokenFor(ctx, user.Username, true)
+}
+
+// loginThrottled answers 429 when the client is past the login throttle.
+func (h *TokenAuth) loginThrottled(w http.ResponseWriter, r *http.Request, indent int) bool {
+	t := h.Login.throttle
+	if t == nil {
+		return false
+	}
+	wait := t.Allow(h.clientIP(r))
+	if wait <= 0 {
+		return false
+	}
+	throttledLogin.Inc()
+	loginThrottled.Inc()
+	detail, retry := drf.ThrottledDetail(wait)
+	w.Header().Set("Retry-After", retry)
+	drf.WriteJSON(w, http.StatusTooManyRequests, indent, drf.Member{Key: "detail", Value: detail})
+	return true
+}
+
+// loginMethod lets POST through and answers the others: OPTIONS with the
+// view's metadata, any other method 405.
+func (h *TokenAuth) loginMethod(w http.ResponseWriter, r *http.Request, indent int, options func(http.ResponseWriter, int)) bool {
 	switch r.Method {
 	case http.MethodPost:
+		return true
 	case http.MethodOptions:
-		drf.WriteLoginOptions(w, indent)
-		return nil
+		options(w, indent)
 	default:
 		drf.WriteJSON(w, http.StatusMethodNotAllowed, indent, drf.Member{Key: "detail", Value: drf.MethodNotAllowed(r.Method)})
-		return nil
 	}
+	return false
+}
 
+// bodyCredentials is AuthTokenSerializer on the request body: the body
+// read within its limits, parsed, its fields validated, the password
+// checked. Every refusal is answered here (answered is true then).
+func (h *TokenAuth) bodyCredentials(w http.ResponseWriter, r *http.Request, indent int) (user store.User, answered bool) {
 	maxBody := h.Login.MaxBody
 	body, err := h.readBody(w, r, maxBody+1)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		loginInvalid.Inc()
 		w.Header().Set("Connection", "close")
 		drf.WriteJSON(w, http.StatusRequestTimeout, indent, drf.Member{Key: "detail", Value: drf.MsgBodyTimeout})
-		return nil
+		return user, true
 	}
 	if err != nil {
 		loginInvalid.Inc()
 		drf.WriteJSON(w, http.StatusBadRequest, indent, drf.Member{Key: "detail", Value: drf.MsgBodyUnread})
-		return nil
+		return user, true
 	}
 	if int64(len(body)) > maxBody {
 		loginInvalid.Inc()
 		drf.WriteJSON(w, http.StatusRequestEntityTooLarge, indent, drf.Member{Key: "detail", Value: drf.BodyTooLarge(strconv.FormatInt(maxBody, 10))})
-		return nil
+		return user, true
 	}
 
 	p := drf.ParseLoginBody(r, body)
@@ -154,10 +209,10 @@ func (h *TokenAuth) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case p.Status != 0:
 		drf.WriteJSON(w, p.Status, indent, drf.Member{Key: "detail", Value: p.Detail})
-		return nil
+		return user, true
 	case p.NonField != "":
 		drf.WriteJSON(w, http.StatusBadRequest, indent, drf.Member{Key: "non_field_errors", Value: []string{p.NonField}})
-		return nil
+		return user, true
 	}
 	username, uerr := p.Username.Validate(true)
 	pw, perr := p.Password.Validate(false)
@@ -171,37 +226,34 @@ func (h *TokenAuth) serveLogin(w http.ResponseWriter, r *http.Request) error {
 			errs = append(errs, drf.Member{Key: "password", Value: perr})
 		}
 		drf.WriteJSON(w, http.StatusBadRequest, indent, errs...)
-		return nil
+		return user, true
 	}
 
 	user, ok, err := h.checkPassword(r.Context(), username, pw)
-	if errors.Is(err, errHashQueueFull) {
-		loginUnavailable.Inc()
-		h.logger.Warn("login refused: every password-hashing slot is busy and the queue is full",
-			zap.String("remote_ip", h.clientIP(r)))
-		w.Header()["Retry-After"] = []string{drf.UnavailableRetryAfter}
-		drf.WriteJSON(w, http.StatusServiceUnavailable, indent, drf.Member{Key: "detail", Value: drf.DetailUnavailable})
-		return nil
-	}
 	if err != nil {
-		loginUnavailable.Inc()
-		return h.unavailable(w, err)
+		h.passwordCheckFailed(w, r, indent, err)
+		return user, true
 	}
 	if !ok {
 		loginBadCredentials.Inc()
 		drf.WriteJSON(w, http.StatusBadRequest, indent, drf.Member{Key: "non_field_errors", Value: []string{drf.MsgBadLogin}})
-		return nil
+		return user, true
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
-	defer cancel()
-	key, err := h.logins.TokenFor(ctx, user.Username, false)
-	if err != nil {
-		loginUnavailable.Inc()
-		return h.unavailable(w, err)
+	return user, false
+}
+
+// passwordCheckFailed answers a password check that could not run: 503,
+// with the hashing queue full or the store unavailable.
+func (h *TokenAuth) passwordCheckFailed(w http.ResponseWriter, r *http.Request, indent int, err error) {
+	loginUnavailable.Inc()
+	if errors.Is(err, errHashQueueFull) {
+		h.logger.Warn("login refused: every password-hashing slot is busy and the queue is full",
+			zap.String("remote_ip", h.clientIP(r)))
+		w.Header()["Retry-After"] = []string{drf.UnavailableRetryAfter}
+		drf.WriteJSON(w, http.StatusServiceUnavailable, indent, drf.Member{Key: "detail", Value: drf.DetailUnavailable})
+		return
 	}
-	loginSuccess.Inc()
-	drf.WriteJSON(w, http.StatusOK, indent, drf.Member{Key: "token", Value: key})
-	return nil
+	_ = h.unavailable(w, err)
 }
 
 // checkPassword is Django's ModelBackend.authenticate: the password check
@@ -266,8 +318,12 @@ func (h *TokenAuth) readBody(w http.ResponseWriter, r *http.Request, limit int64
 	return io.ReadAll(io.LimitReader(r.Body, limit))
 }
 
-// serveLogout deletes the caller's token: 204 with no body.
-func (h *TokenAuth) serveLogout(w http.ResponseWriter, r *http.Request, key string) error {
+// serveLogout deletes the caller's token, or with all every token of its
+// user (knox's logoutall): 204 with no body. The cache forgets the token at
+// once; after logout_all it forgets everything, since it cannot tell which
+// of its keys were that user's. Other instances learn of it through the
+// store's change push.
+func (h *TokenAuth) serveLogout(w http.ResponseWriter, r *http.Request, key string, id cachedIdentity, all bool) error {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", drf.LoginAllow)
 		drf.WriteJSON(w, http.StatusMethodNotAllowed, -1, drf.Member{Key: "detail", Value: drf.MethodNotAllowed(r.Method)})
@@ -275,11 +331,24 @@ func (h *TokenAuth) serveLogout(w http.ResponseWriter, r *http.Request, key stri
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	defer cancel()
-	if _, err := h.logins.DeleteTokenByKey(ctx, key); err != nil {
+	var err error
+	switch {
+	case all:
+		_, err = h.knox.KnoxDeleteUser(ctx, id.token().userID)
+	case h.knox != nil:
+		_, err = h.knox.KnoxDelete(ctx, id.token().digest)
+	default:
+		_, err = h.logins.DeleteTokenByKey(ctx, key)
+	}
+	if err != nil {
 		return h.unavailable(w, err)
 	}
 	if h.cache != nil {
-		h.cache.Forget(key)
+		if all {
+			h.cache.Flush()
+		} else {
+			h.cache.Forget(key)
+		}
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

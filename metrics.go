@@ -71,6 +71,7 @@ var (
 	loginInvalid        = loginAttemptsTotal.WithLabelValues("invalid")
 	loginThrottled      = loginAttemptsTotal.WithLabelValues("throttled")
 	loginUnavailable    = loginAttemptsTotal.WithLabelValues("unavailable")
+	loginTokenLimit     = loginAttemptsTotal.WithLabelValues("token_limit")
 
 	throttledLogin   = throttleRejectionsTotal.WithLabelValues("login")
 	throttledFailure = throttleRejectionsTotal.WithLabelValues("failure")

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/tokenauth/caddy-tokenauth/internal/drf"
 	"github.com/tokenauth/caddy-tokenauth/internal/throttle"
+	"github.com/tokenauth/caddy-tokenauth/internal/writeback"
 	"github.com/tokenauth/caddy-tokenauth/store"
 	_ "github.com/tokenauth/caddy-tokenauth/store/postgres" // registers the postgres store
 	_ "github.com/tokenauth/caddy-tokenauth/store/sqlite"   // registers the sqlite store
@@ -123,15 +125,19 @@ type TokenAuth struct {
 	// "hex40".
 	KeyFormat string `json:"key_format,omitempty"`
 
-	store     store.Store
-	perms     *handlerPerms // the requirements, compiled (permissions.go)
-	logins    store.Logins  // the store, when login or logout is configured
-	cache     *identityCache
-	cacheKey  string
-	stopWatch func()
-	anyKey    bool
-	failures  *throttle.Throttle
-	hashers   *hashLimiter
+	store  store.Store
+	perms  *handlerPerms // the requirements, compiled (permissions.go)
+	logins store.Logins  // the store, when login or logout is configured
+	knox   store.Knox    // the store, with tokens knox
+	maxAge time.Duration
+	// tokens knox: the background writes of cleanups and refreshes
+	cleanup, refresh *writeback.Queue[string, time.Time]
+	cache            *identityCache
+	cacheKey         string
+	stopWatch        func()
+	anyKey           bool
+	failures         *throttle.Throttle
+	hashers          *hashLimiter
 	// set once a throttled request came through a trusted proxy on a
 	// server without trusted_proxies_strict, and the warning was logged
 	warnedProxies *atomic.Bool
@@ -186,7 +192,10 @@ func (h *TokenAuth) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("token store module %T is not a store.Store", mod)
 	}
 	h.store = s
-	if h.Login != nil || h.Logout != "" {
+	if err := h.provisionKnox(mod); err != nil {
+		return err
+	}
+	if h.Login != nil || (h.Logout != "" && h.knox == nil) {
 		if h.logins, ok = mod.(store.Logins); !ok {
 			return fmt.Errorf("token store %s cannot serve login/logout: it does not implement store.Logins", caddy.GetModuleName(mod))
 		}
@@ -295,7 +304,10 @@ func (h *TokenAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	case authOK:
 		setIdentity(r, a.id)
 		if h.Logout != "" && r.URL.Path == h.Logout {
-			return h.serveLogout(w, r, a.key)
+			return h.serveLogout(w, r, a.key, a.id, false)
+		}
+		if h.LogoutAll != "" && r.URL.Path == h.LogoutAll {
+			return h.serveLogout(w, r, a.key, a.id, true)
 		}
 		return next.ServeHTTP(w, r)
 	case authForbidden:
@@ -317,6 +329,7 @@ func (h *TokenAuth) Cleanup() error {
 		h.stopWatch()
 		h.stopWatch = nil
 	}
+	h.closeKnox()
 	h.cleanupPermissions()
 	var errs []error
 	for _, pk := range []struct {

@@ -8,12 +8,14 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
 
+	"github.com/tokenauth/caddy-tokenauth/internal/cache"
 	"github.com/tokenauth/caddy-tokenauth/internal/drf"
 	"github.com/tokenauth/caddy-tokenauth/store"
 )
@@ -54,7 +56,7 @@ type Requirement struct {
 const (
 	// maxNames is how many distinct group and permission names the
 	// handlers of a process can require at once: each has a bit of a
-	// cached identity's permissions (userPerms), beside three of its own.
+	// cached identity's permissions (permBits), beside three of its own.
 	maxNames = 61
 	// groupNameMaxLength is auth_group.name's max_length in Django.
 	groupNameMaxLength = 150
@@ -239,12 +241,12 @@ func (t *nameTable) releaseLocked(keys []nameKey, idx map[nameKey]uint8) {
 }
 
 // bits are the bits of the names among those given, as the table stands.
-func (t *nameTable) bits(groups, perms []string) userPerms {
+func (t *nameTable) bits(groups, perms []string) permBits {
 	idx := t.index.Load()
 	if idx == nil {
 		return 0
 	}
-	var b userPerms
+	var b permBits
 	for _, g := range groups {
 		if bit, ok := (*idx)[nameKey{name: g}]; ok {
 			b |= 1 << bit
@@ -283,17 +285,18 @@ type handlerPerms struct {
 	perms     bool // counted in needs.perms
 	groups    bool // counted in needs.groups
 	permStore store.Permissions
+	users     *usersCache // the cache's, with knox tokens (see userPerms)
 }
 
 // requirement is a Requirement with its names as bits.
 type requirement struct {
 	staff, superuser bool
-	groups, perms    userPerms
+	groups, perms    permBits
 }
 
 // holds tells whether the user of p meets the requirement: a superuser
 // has every permission, and only its groups.
-func (q *requirement) holds(p userPerms) bool {
+func (q *requirement) holds(p permBits) bool {
 	return q.staff && p.staff() || q.superuser && p.superuser() ||
 		p&q.groups != 0 || q.perms != 0 && (p.superuser() || p&q.perms != 0)
 }
@@ -388,85 +391,221 @@ func (h *TokenAuth) cleanupPermissions() {
 	hp.needs, hp.keys = nil, nil
 }
 
-// userPerms is what an identity holds of its user's flags and required
-// names, in one word: a bit per name of names (the groups it is in, the
-// permissions granted to it or its groups, among those some handler
-// requires), is_staff, is_superuser, and whether they were loaded at all.
-type userPerms uint64
+// permBits are an identity's flags and required names, in one word: a
+// bit per name of names (the groups its user is in, the permissions
+// granted to it or its groups, among those some handler requires),
+// is_staff, is_superuser, and whether they were loaded at all.
+type permBits uint64
 
 const (
-	permsLoaded    userPerms = 1 << 63
-	permsStaff     userPerms = 1 << 62
-	permsSuperuser userPerms = 1 << 61
+	permsLoaded    permBits = 1 << 63
+	permsStaff     permBits = 1 << 62
+	permsSuperuser permBits = 1 << 61
 )
 
-func (p userPerms) staff() bool     { return p&permsStaff != 0 }
-func (p userPerms) superuser() bool { return p&permsSuperuser != 0 }
+func (p permBits) staff() bool     { return p&permsStaff != 0 }
+func (p permBits) superuser() bool { return p&permsSuperuser != 0 }
 
-// Placeholder names of the permissions.
+// userPerms is what an identity holds of its user's permissions, for the
+// requirements and the placeholders. It rides in the identity's provider
+// closure (see permsVars), as the token state does, so that the cached
+// value stays one word.
+type userPerms struct {
+	bits permBits
+	// groups is {http.auth.user.groups}, the names joined by "," (a
+	// string, boxed once); nil where no handler requires a group.
+	groups any
+}
+
+// flagsOnly are the permissions of users with no required name, where no
+// handler requires a group, by their flags' bits (staff and superuser,
+// shifted down): shared, so that such an identity costs nothing more.
+var flagsOnly = func() (f [4]userPerms) {
+	for i := range f {
+		f[i].bits = permsLoaded | permBits(i)<<61
+	}
+	return f
+}()
+
+// anonymousPerms answers the placeholders of a request let through
+// without credentials as Django's AnonymousUser has them: not staff, not
+// superuser, in no group.
+var anonymousPerms = &userPerms{bits: permsLoaded, groups: any("")}
+
+// Placeholder names of the permissions, and the provider's key of the
+// permissions: not a name a placeholder can have, and asked only by
+// cachedIdentity.perms.
 const (
 	placeholderStaff     = "http.auth.user.is_staff"
 	placeholderSuperuser = "http.auth.user.is_superuser"
 	placeholderGroups    = "http.auth.user.groups"
+	permsKey             = "\x00token_auth.perms"
 )
 
-// permsVars answers the identity placeholders, as identityVars does, and
-// those of the permissions: {http.auth.user.is_staff} and
-// {http.auth.user.is_superuser} (booleans), and {http.auth.user.groups},
-// the names joined by "," (a string), where groups is not nil. Everything
-// is boxed once, so that reading them allocates nothing.
-func permsVars(userID, username string, p userPerms, groups any) caddy.ReplacerFunc {
+// perms is the identity's permissions, or nil where none were loaded (no
+// handler of the store requires anything, an inactive user).
+func (ci *cachedIdentity) perms() *userPerms {
+	if ci.vars == nil {
+		return nil
+	}
+	v, _ := ci.vars(permsKey)
+	p, _ := v.(*userPerms)
+	return p
+}
+
+// placeholder answers the permissions' placeholders:
+// {http.auth.user.is_staff} and {http.auth.user.is_superuser} (booleans),
+// and {http.auth.user.groups} (a string) where the groups were kept.
+func (p *userPerms) placeholder(key string) (any, bool) {
+	switch key {
+	case permsKey:
+		return p, true
+	case placeholderStaff:
+		return p.bits.staff(), true
+	case placeholderSuperuser:
+		return p.bits.superuser(), true
+	case placeholderGroups:
+		return p.groups, p.groups != nil
+	}
+	return nil, false
+}
+
+// permsVars answers the identity placeholders, as newCachedIdentity's
+// provider does (the token state's key included, where tok is not nil),
+// and those of p, with everything boxed once, so that reading them
+// allocates nothing. Without a token state the closure stays in the size
+// class of identityVars'.
+func permsVars(userID, username string, tok *tokenState, p *userPerms) caddy.ReplacerFunc {
 	idAny, nameAny := any(userID), any(username)
+	if tok == nil {
+		return func(key string) (any, bool) {
+			switch key {
+			case placeholderUserID:
+				return idAny, true
+			case placeholderUsername:
+				return nameAny, true
+			}
+			return p.placeholder(key)
+		}
+	}
 	return func(key string) (any, bool) {
 		switch key {
 		case placeholderUserID:
 			return idAny, true
 		case placeholderUsername:
 			return nameAny, true
-		case placeholderStaff:
-			return p.staff(), true
-		case placeholderSuperuser:
-			return p.superuser(), true
-		case placeholderGroups:
-			return groups, groups != nil
+		case tokenStateKey:
+			return tok, true
 		}
-		return nil, false
+		return p.placeholder(key)
 	}
 }
 
-// identity makes the cached identity of id, with its user's permissions
-// where any handler of the store requires something. A user gone between
-// the lookup and the permissions' query is a key not found.
-func (h *TokenAuth) identity(ctx context.Context, id store.Identity) (cachedIdentity, error) {
+// identity makes the cached identity of id and tok (as
+// newCachedIdentity), with its user's permissions where any handler of
+// the store requires something. A user gone between the lookup and the
+// permissions' query is a key not found.
+func (h *TokenAuth) identity(ctx context.Context, id store.Identity, tok *tokenState) (cachedIdentity, error) {
 	hp := h.perms
 	if !id.Active || hp == nil || hp.permStore == nil || hp.needs.perms.Load() == 0 {
-		return newCachedIdentity(id), nil
+		return newCachedIdentity(id, tok), nil
 	}
-	sp, err := hp.permStore.UserPermissions(ctx, id.ID)
+	p, err := h.userPerms(ctx, id.ID)
 	if errors.Is(err, store.ErrNoUser) {
 		return cachedIdentity{}, fmt.Errorf("user %s gone: %w: %w", id.ID, store.ErrNotFound, err)
 	}
 	if err != nil {
 		return cachedIdentity{}, err
 	}
-	return permsIdentity(id, sp, hp.needs.groups.Load() > 0), nil
+	return permsIdentity(id, tok, p), nil
 }
 
-// permsIdentity is the cached identity of id with what the requirements
-// read of sp, and the groups' names when a handler requires a group.
-func permsIdentity(id store.Identity, sp store.UserPermissions, withGroups bool) cachedIdentity {
-	p := permsLoaded | names.bits(sp.Groups, sp.Perms)
+// userPerms reads the permissions of the user, or, in a cache of knox
+// tokens, takes those another of its tokens loaded since the cache last
+// changed: one query per user, not per token.
+func (h *TokenAuth) userPerms(ctx context.Context, userID string) (*userPerms, error) {
+	hp := h.perms
+	withGroups := hp.needs.groups.Load() > 0
+	query := func(ctx context.Context, userID string) (*userPerms, error) {
+		sp, err := hp.permStore.UserPermissions(ctx, userID)
+		if err != nil {
+			return nil, err
+		}
+		return newUserPerms(sp, withGroups), nil
+	}
+	if hp.users == nil {
+		return query(ctx, userID)
+	}
+	// Loaded at the identity cache's generation of now, or before a
+	// change the cache has since flushed: not to be shared.
+	gen := h.cache.Generation()
+	if v, known, found := hp.users.Get(userID); known && found {
+		if v.gen == gen {
+			return v.p, nil
+		}
+		hp.users.Forget(userID)
+	}
+	v, err := hp.users.Lookup(ctx, userID, func(ctx context.Context, userID string) (permsAt, error) {
+		p, err := query(ctx, userID)
+		return permsAt{gen: gen, p: p}, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if v.gen != gen { // another load's, begun before a change
+		return query(ctx, userID)
+	}
+	return v.p, nil
+}
+
+// usersCache holds the permissions of each user (by auth_user.id), with
+// the generation of the identity cache they were loaded at.
+type usersCache = cache.Cache[permsAt]
+
+type permsAt struct {
+	gen uint64
+	p   *userPerms
+}
+
+func newUsersCache(ttl time.Duration, size int) *usersCache {
+	return cache.New[permsAt](ttl, time.Nanosecond, size, store.ErrNoUser) // a user gone is not remembered
+}
+
+// shareUsers gives the handler the users' permissions of its cache (nil
+// for a cache of DRF tokens, one a user).
+func (h *TokenAuth) shareUsers(u *usersCache) {
+	if h.perms != nil {
+		h.perms.users = u
+	}
+}
+
+// permsIdentity is the cached identity of an active user id, with tok,
+// and p.
+func permsIdentity(id store.Identity, tok *tokenState, p *userPerms) cachedIdentity {
+	if tok != nil {
+		tok.active = id.Active
+	}
+	return cachedIdentity{vars: permsVars(id.ID, id.Username, tok, p)}
+}
+
+// newUserPerms keeps of sp what the requirements read, and the groups'
+// names when withGroups.
+func newUserPerms(sp store.UserPermissions, withGroups bool) *userPerms {
+	bits := permsLoaded | names.bits(sp.Groups, sp.Perms)
 	if sp.Staff {
-		p |= permsStaff
+		bits |= permsStaff
 	}
 	if sp.Superuser {
-		p |= permsSuperuser
+		bits |= permsSuperuser
 	}
-	var groups any
+	if !withGroups && bits&^(permsLoaded|permsStaff|permsSuperuser) == 0 {
+		return &flagsOnly[bits>>61&3]
+	}
+	p := &userPerms{bits: bits}
 	if withGroups {
-		groups = strings.Join(sp.Groups, ",")
+		p.groups = strings.Join(sp.Groups, ",")
 	}
-	return cachedIdentity{vars: permsVars(id.ID, id.Username, p, groups), perms: p}
+	return p
 }
 
 // authorize applies the requirements to an authenticated request (not to
@@ -475,10 +614,10 @@ func permsIdentity(id store.Identity, sp store.UserPermissions, withGroups bool)
 func (h *TokenAuth) authorize(r *http.Request, a *authResult) {
 	switch a.outcome {
 	case authOK:
-		if h.perms == nil || h.perms.reqs == nil || (h.Logout != "" && r.URL.Path == h.Logout) {
+		if h.perms == nil || h.perms.reqs == nil || h.isLogout(r) {
 			return
 		}
-		if !h.perms.allow(a.id.perms) {
+		if !h.perms.allow(a.id.perms()) {
 			a.outcome, a.err = authForbidden, drf.ErrPermissionDenied
 		}
 	case authAnonymous:
@@ -488,18 +627,25 @@ func (h *TokenAuth) authorize(r *http.Request, a *authResult) {
 	}
 }
 
-// allow tells whether the user of p meets every requirement; without
-// permissions loaded, none.
-func (hp *handlerPerms) allow(p userPerms) bool {
-	if p&permsLoaded == 0 {
+// allow tells whether the user of p meets every requirement; nil p (no
+// permissions loaded) meets none.
+func (hp *handlerPerms) allow(p *userPerms) bool {
+	if p == nil {
 		return false
 	}
 	for i := range hp.reqs {
-		if !hp.reqs[i].holds(p) {
+		if !hp.reqs[i].holds(p.bits) {
 			return false
 		}
 	}
 	return true
+}
+
+// isLogout tells a request of the logout or logout_all endpoint, which
+// only needs a valid token (knox's LogoutView and LogoutAllView are
+// IsAuthenticated alone).
+func (h *TokenAuth) isLogout(r *http.Request) bool {
+	return (h.Logout != "" && r.URL.Path == h.Logout) || (h.LogoutAll != "" && r.URL.Path == h.LogoutAll)
 }
 
 // safeMethod is DRF's SAFE_METHODS (GET, HEAD, OPTIONS), on the method as

@@ -754,7 +754,7 @@ func BenchmarkCacheMemoryPerIdentityWithGroups(b *testing.B) {
 	sp := store.UserPermissions{Staff: true, Groups: []string{"admins", "editors", "reviewers"}, Perms: []string{"reports.view_report"}}
 	i := 0
 	load := func(context.Context, string) (cachedIdentity, error) {
-		return permsIdentity(store.Identity{ID: fmt.Sprint(i + 1), Username: fmt.Sprintf("user%07d", i), Active: true}, sp, true), nil
+		return permsIdentity(store.Identity{ID: fmt.Sprint(i + 1), Username: fmt.Sprintf("user%07d", i), Active: true}, nil, newUserPerms(sp, true)), nil
 	}
 	for b.Loop() {
 		runtime.GC()
@@ -770,5 +770,48 @@ func BenchmarkCacheMemoryPerIdentityWithGroups(b *testing.B) {
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(pos), "bytes/identity")
 		runtime.KeepAlive(c)
 		c.Close()
+	}
+}
+
+// With knox tokens (many a user), the tokens of one user share one
+// permissions query until the cache changes; an inactive user's token is
+// refused before any.
+func TestKnoxTokensOfOneUserShareOnePermissionsQuery(t *testing.T) {
+	kf := newKnoxFixture(t, func(h *TokenAuth) { h.Require = []Requirement{{Groups: []string{"editors"}}} })
+	kf.h.perms.permStore = &permCounter{Permissions: kf.h.perms.permStore}
+	c := kf.h.perms.permStore.(*permCounter)
+	live, never := kf.tokens["uma live"].Token, kf.tokens["uma never"].Token
+	for range 2 {
+		for _, tok := range []string{live, never} {
+			if r := kf.do(t, "Token "+tok); r.code != 403 || r.body != bodyForbidden {
+				t.Fatalf("uma, in no group: %+v, want 403", r)
+			}
+		}
+	}
+	if n := c.n.Load(); n != 1 {
+		t.Errorf("%d permission queries for two tokens of one user, twice each; want 1", n)
+	}
+	kf.exec(t, `INSERT INTO auth_group (name) VALUES ('editors')`,
+		`INSERT INTO auth_user_groups (user_id, group_id) SELECT u.id, g.id FROM auth_user u, auth_group g WHERE u.username = 'uma'`)
+	eventually(t, "uma's membership reaches both tokens", func() bool {
+		return kf.do(t, "Token "+live).code == 200 && kf.do(t, "Token "+never).code == 200
+	})
+	if n := c.n.Load(); n != 2 {
+		t.Errorf("%d permission queries after the change, want 2 (one more, for both tokens)", n)
+	}
+	if r := kf.do(t, "Token "+kf.tokens["wendy live"].Token); r.code != 401 {
+		t.Errorf("wendy (inactive): %+v, want 401", r)
+	}
+	if n := c.n.Load(); n != 2 {
+		t.Errorf("an inactive user's token made a permissions query")
+	}
+}
+
+func (kf *knoxFixture) exec(t testing.TB, stmts ...string) {
+	t.Helper()
+	for _, q := range stmts {
+		if _, err := kf.db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
 	}
 }

@@ -26,10 +26,18 @@ var caches = caddy.NewUsagePool()
 
 // pooledCache lets a cache live in the usage pool: its sweeper stops when
 // the last handler using it is gone.
-type pooledCache struct{ *identityCache }
+type pooledCache struct {
+	*identityCache
+	// users, in a cache of knox tokens (many a user), are the permissions
+	// loaded for each user, which its tokens share (permissions.go).
+	users *usersCache
+}
 
 func (c pooledCache) Destruct() error {
 	c.Close()
+	if c.users != nil {
+		c.users.Close()
+	}
 	return nil
 }
 
@@ -74,14 +82,23 @@ func (h *TokenAuth) provisionCache(storeKey string) error {
 	default:
 		ttl = defaultPolledTTL
 	}
-	h.cacheKey = fmt.Sprintf("%s\x00%d\x00%d\x00%d", storeKey, ttl, negTTL, size)
+	// Handlers share a cache only when they read the same tokens the same
+	// way: its values are what their loaders made.
+	h.cacheKey = fmt.Sprintf("%s\x00%d\x00%d\x00%d\x00%s", storeKey, ttl, negTTL, size, h.tokensKey())
 	v, _, err := caches.LoadOrNew(h.cacheKey, func() (caddy.Destructor, error) {
-		return pooledCache{cache.New[cachedIdentity](ttl, negTTL, size, store.ErrNotFound)}, nil
+		c := cache.New[cachedIdentity](ttl, negTTL, size, store.ErrNotFound)
+		c.SetBound(bound)
+		pc := pooledCache{identityCache: c}
+		if h.knox != nil {
+			pc.users = newUsersCache(ttl, size)
+		}
+		return pc, nil
 	})
 	if err != nil {
 		return err
 	}
 	h.cache = v.(pooledCache).identityCache
+	h.shareUsers(v.(pooledCache).users)
 	target.Store(h.cache)
 	// Changes made before the subscription could have been missed.
 	h.cache.Flush()
@@ -89,14 +106,37 @@ func (h *TokenAuth) provisionCache(storeKey string) error {
 	return nil
 }
 
-// load looks key up in the handler's store, for the cache: a miss of a
-// shared cache asks the store of the handler that had it.
+// load looks key up in the handler's store, for the cache (a miss of a
+// shared cache asks the store of the handler that had it) or, with the
+// cache off, for every request. A DRF token older than max_age is not
+// found.
 func (h *TokenAuth) load(ctx context.Context, key string) (cachedIdentity, error) {
+	if h.knox != nil {
+		return h.loadKnox(ctx, key)
+	}
 	id, err := h.store.Lookup(ctx, key)
 	if err != nil {
 		return cachedIdentity{}, err
 	}
-	return h.identity(ctx, id)
+	var tok *tokenState
+	if h.maxAge > 0 {
+		until := id.Created.Add(h.maxAge)
+		if !time.Now().Before(until) {
+			return cachedIdentity{}, fmt.Errorf("%w: older than max_age", store.ErrNotFound)
+		}
+		tok = &tokenState{until: until.UnixNano()}
+	}
+	return h.identity(ctx, id, tok)
+}
+
+// tokensKey names the handler's token rules, for the cache's pool key.
+func (h *TokenAuth) tokensKey() string {
+	if h.Tokens == nil {
+		return tokensDRF
+	}
+	t := *h.Tokens
+	return fmt.Sprintf("%s %d %d %d %t %t %d %d", cmp.Or(t.Kind, tokensDRF), t.MaxAge, t.TTL, t.MaxTTL,
+		t.NeverExpire, t.AutoRefresh, t.MinRefreshInterval, len(t.Prefix))
 }
 
 // throttles keeps each budget across config reloads, so that a reload

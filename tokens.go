@@ -108,6 +108,8 @@ func (t *Tokens) validate() error {
 	switch {
 	case t.NeverExpire && t.TTL != 0:
 		return fmt.Errorf("tokens knox: ttl is both none and %v", time.Duration(t.TTL))
+	case t.NeverExpire && t.AutoRefresh:
+		return fmt.Errorf("tokens knox: auto_refresh needs a ttl (knox refreshes to now + TOKEN_TTL)")
 	case t.LimitPerUser < 0:
 		return fmt.Errorf("tokens limit_per_user %d: want a positive number", t.LimitPerUser)
 	case len(t.Prefix) > maxKnoxPrefix:

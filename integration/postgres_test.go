@@ -108,16 +108,26 @@ func TestPostgresOutageGives503WithinQueryTimeoutAndRecoversWithoutReload(t *tes
 	client := pgClient()
 	defer client.CloseIdleConnections()
 
+	// Each step needs the state the one before it left (the server
+	// stopped, started, frozen): they are steps of this test, not
+	// subtests, and every failure names its step.
+	var step string
+	begin := func(name string) {
+		t.Helper()
+		step = name
+		t.Logf("step %s", name)
+	}
+
 	// expect503 sends n requests and checks each answer and its latency.
-	expect503 := func(t *testing.T, n int) (worst time.Duration) {
+	expect503 := func(n int) (worst time.Duration) {
 		t.Helper()
 		for range n {
 			r := pgGet(client, key)
 			if msg := checkUnavailable(r); msg != "" {
-				t.Fatalf("while PostgreSQL is down: %s", msg)
+				t.Fatalf("step %s: while PostgreSQL is down: %s", step, msg)
 			}
 			if r.took > queryTimeout+slack {
-				t.Errorf("503 took %v, query_timeout is %v", r.took, queryTimeout)
+				t.Errorf("step %s: 503 took %v, query_timeout is %v", step, r.took, queryTimeout)
 			}
 			worst = max(worst, r.took)
 		}
@@ -125,7 +135,7 @@ func TestPostgresOutageGives503WithinQueryTimeoutAndRecoversWithoutReload(t *tes
 	}
 	// expectRecovery waits (bounded) for the first 200, then wants n 200s
 	// in a row.
-	expectRecovery := func(t *testing.T, n int) time.Duration {
+	expectRecovery := func(n int) time.Duration {
 		t.Helper()
 		start := time.Now()
 		deadline := start.Add(20 * time.Second)
@@ -135,22 +145,23 @@ func TestPostgresOutageGives503WithinQueryTimeoutAndRecoversWithoutReload(t *tes
 				break
 			}
 			if r.err == nil && r.status != http.StatusServiceUnavailable {
-				t.Fatalf("while PostgreSQL comes back: %d %q, want 503 or 200", r.status, r.body)
+				t.Fatalf("step %s: while PostgreSQL comes back: %d %q, want 503 or 200", step, r.status, r.body)
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("no 200 within 20s of PostgreSQL's start; last answer %d %q %v", r.status, r.body, r.err)
+				t.Fatalf("step %s: no 200 within 20s of PostgreSQL's start; last answer %d %q %v", step, r.status, r.body, r.err)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 		first := time.Since(start)
 		for i := range n {
 			if r := pgGet(client, key); r.err != nil || r.status != http.StatusOK || r.body != "user=alice" {
-				t.Fatalf("request %d after recovery: %d %q %v, want 200 user=alice", i, r.status, r.body, r.err)
+				t.Fatalf("step %s: request %d after recovery: %d %q %v, want 200 user=alice", step, i, r.status, r.body, r.err)
 			}
 		}
 		return first
 	}
 
+	begin("down since Caddy started: 503 in time")
 	cluster.stop(t)
 	cfg := globalOptions + fmt.Sprintf(`
 http://localhost:9080 {
@@ -167,110 +178,107 @@ http://localhost:9080 {
 	tc := caddytest.NewTester(t)
 	tc.InitServer(globalOptions+"http://localhost:9080 {\n\trespond ok\n}\n", "caddyfile")
 	pgRestore(t)
-	begin := time.Now()
+	loadStart := time.Now()
 	if err := loadConfig(cfg); err != nil {
-		t.Fatalf("Caddy did not start while PostgreSQL was down: %v", err)
+		t.Fatalf("step %s: Caddy did not start while PostgreSQL was down: %v", step, err)
 	}
-	t.Logf("config with PostgreSQL down loaded in %v", time.Since(begin))
+	t.Logf("config with PostgreSQL down loaded in %v", time.Since(loadStart))
+	t.Logf("slowest 503: %v (query_timeout %v)", expect503(5), queryTimeout)
 
-	t.Run("down since Caddy started: 503 in time", func(t *testing.T) {
-		t.Logf("slowest 503: %v (query_timeout %v)", expect503(t, 5), queryTimeout)
-	})
-	t.Run("started: 200 without a reload", func(t *testing.T) {
-		cluster.start(t)
-		t.Logf("first 200 %v after pg_ctl start returned", expectRecovery(t, 20))
-	})
-	t.Run("stopped while serving: 503 in time", func(t *testing.T) {
-		cluster.stop(t)
-		t.Logf("slowest 503: %v (query_timeout %v)", expect503(t, 5), queryTimeout)
-	})
-	t.Run("started again: 200 without a reload", func(t *testing.T) {
-		cluster.start(t)
-		t.Logf("first 200 %v after pg_ctl start returned", expectRecovery(t, 20))
-	})
-	t.Run("frozen while serving: 503 within query_timeout", func(t *testing.T) {
-		cluster.freeze(t)
-		defer cluster.thaw()
-		worst := expect503(t, 3)
-		t.Logf("slowest 503: %v (query_timeout %v)", worst, queryTimeout)
-	})
-	t.Run("thawed: 200 without a reload", func(t *testing.T) {
-		cluster.thaw()
-		t.Logf("first 200 %v after the thaw", expectRecovery(t, 20))
-	})
+	begin("started: 200 without a reload")
+	cluster.start(t)
+	t.Logf("first 200 %v after pg_ctl start returned", expectRecovery(20))
 
-	t.Run("stopped under concurrent load: only 200s and 503s, all in time", func(t *testing.T) {
-		var (
-			mu      sync.Mutex
-			counts  = map[int]int{}
-			worst   time.Duration
-			bad     []string
-			stop    atomic.Bool
-			wg      sync.WaitGroup
-			phase   atomic.Int32 // 0 up, 1 down, 2 up again
-			byPhase [3]map[int]int
-		)
-		for i := range byPhase {
-			byPhase[i] = map[int]int{}
-		}
-		deadline := time.Now().Add(60 * time.Second)
-		for range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				c := pgClient()
-				defer c.CloseIdleConnections()
-				for n := 0; n < 5000 && !stop.Load() && time.Now().Before(deadline); n++ {
-					p := phase.Load()
-					r := pgGet(c, key)
-					mu.Lock()
-					counts[r.status]++
-					byPhase[p][r.status]++
-					switch {
-					case r.err != nil:
-						bad = append(bad, r.err.Error())
-					case r.status == http.StatusOK:
-						if r.body != "user=alice" {
-							bad = append(bad, "200 with body "+r.body)
-						}
-					default:
-						if msg := checkUnavailable(r); msg != "" {
-							bad = append(bad, msg)
-						}
-						worst = max(worst, r.took)
+	begin("stopped while serving: 503 in time")
+	cluster.stop(t)
+	t.Logf("slowest 503: %v (query_timeout %v)", expect503(5), queryTimeout)
+
+	begin("started again: 200 without a reload")
+	cluster.start(t)
+	t.Logf("first 200 %v after pg_ctl start returned", expectRecovery(20))
+
+	begin("frozen while serving: 503 within query_timeout")
+	cluster.freeze(t)
+	// Thawed before pgRestore lets the pool go, should a check stop the
+	// test here.
+	t.Cleanup(cluster.thaw)
+	t.Logf("slowest 503: %v (query_timeout %v)", expect503(3), queryTimeout)
+
+	begin("thawed: 200 without a reload")
+	cluster.thaw()
+	t.Logf("first 200 %v after the thaw", expectRecovery(20))
+
+	begin("stopped under concurrent load: only 200s and 503s, all in time")
+	var (
+		mu      sync.Mutex
+		counts  = map[int]int{}
+		worst   time.Duration
+		bad     []string
+		stop    atomic.Bool
+		wg      sync.WaitGroup
+		phase   atomic.Int32 // 0 up, 1 down, 2 up again
+		byPhase [3]map[int]int
+	)
+	for i := range byPhase {
+		byPhase[i] = map[int]int{}
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := pgClient()
+			defer c.CloseIdleConnections()
+			for n := 0; n < 5000 && !stop.Load() && time.Now().Before(deadline); n++ {
+				p := phase.Load()
+				r := pgGet(c, key)
+				mu.Lock()
+				counts[r.status]++
+				byPhase[p][r.status]++
+				switch {
+				case r.err != nil:
+					bad = append(bad, r.err.Error())
+				case r.status == http.StatusOK:
+					if r.body != "user=alice" {
+						bad = append(bad, "200 with body "+r.body)
 					}
-					mu.Unlock()
-					time.Sleep(5 * time.Millisecond)
+				default:
+					if msg := checkUnavailable(r); msg != "" {
+						bad = append(bad, msg)
+					}
+					worst = max(worst, r.took)
 				}
-			}()
-		}
-		time.Sleep(300 * time.Millisecond)
-		phase.Store(1)
-		cluster.stop(t)
-		time.Sleep(2 * queryTimeout)
-		phase.Store(2)
-		cluster.start(t)
-		// Long enough for the pool to reconnect and serve for a while.
-		time.Sleep(time.Second)
-		stop.Store(true)
-		wg.Wait()
+				mu.Unlock()
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	phase.Store(1)
+	cluster.stop(t)
+	time.Sleep(2 * queryTimeout)
+	phase.Store(2)
+	cluster.start(t)
+	// Long enough for the pool to reconnect and serve for a while.
+	time.Sleep(time.Second)
+	stop.Store(true)
+	wg.Wait()
 
-		t.Logf("answers by status: %v; up %v, down %v, up again %v; slowest 503 %v (query_timeout %v)",
-			counts, byPhase[0], byPhase[1], byPhase[2], worst, queryTimeout)
-		if len(bad) > 0 {
-			t.Errorf("%d bad answers, first: %s", len(bad), bad[0])
-		}
-		if worst > queryTimeout+slack {
-			t.Errorf("slowest 503 took %v, query_timeout is %v", worst, queryTimeout)
-		}
-		if byPhase[1][http.StatusServiceUnavailable] == 0 {
-			t.Error("no 503 while PostgreSQL was stopped")
-		}
-		if byPhase[0][http.StatusOK] == 0 || byPhase[2][http.StatusOK] == 0 {
-			t.Error("no 200 before the stop or after the start")
-		}
-		expectRecovery(t, 20)
-	})
+	t.Logf("answers by status: %v; up %v, down %v, up again %v; slowest 503 %v (query_timeout %v)",
+		counts, byPhase[0], byPhase[1], byPhase[2], worst, queryTimeout)
+	if len(bad) > 0 {
+		t.Errorf("step %s: %d bad answers, first: %s", step, len(bad), bad[0])
+	}
+	if worst > queryTimeout+slack {
+		t.Errorf("step %s: slowest 503 took %v, query_timeout is %v", step, worst, queryTimeout)
+	}
+	if byPhase[1][http.StatusServiceUnavailable] == 0 {
+		t.Errorf("step %s: no 503 while PostgreSQL was stopped", step)
+	}
+	if byPhase[0][http.StatusOK] == 0 || byPhase[2][http.StatusOK] == 0 {
+		t.Errorf("step %s: no 200 before the stop or after the start", step)
+	}
+	expectRecovery(20)
 }
 
 // 50 config reloads through the admin API while clients keep sending

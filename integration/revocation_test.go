@@ -299,26 +299,30 @@ func TestRevocationReachesEveryCaddyWithin100ms(t *testing.T) {
 		}
 	}
 
+	// The control token's steps need the revocations between them (the
+	// last wants it flushed by them): they are steps of this test, not
+	// subtests, and their failures name them.
+	//
 	// Without a notification the caches keep a deleted token: what
 	// follows measures the pushes, not the lack of a cache.
-	t.Run("the caches hold a token deleted without a notification", func(t *testing.T) {
-		if _, err := django.Exec(ctx, `ALTER TABLE "authtoken_token" DISABLE TRIGGER "token_auth_notify"`); err != nil {
-			t.Fatal(err)
+	const stepHeld = "the caches hold a token deleted without a notification"
+	t.Logf("step %s", stepHeld)
+	if _, err := django.Exec(ctx, `ALTER TABLE "authtoken_token" DISABLE TRIGGER "token_auth_notify"`); err != nil {
+		t.Fatalf("step %s: %v", stepHeld, err)
+	}
+	_, err := django.Exec(ctx, `DELETE FROM "authtoken_token" WHERE "key" = $1`, keys["control"])
+	if _, err2 := django.Exec(ctx, `ALTER TABLE "authtoken_token" ENABLE TRIGGER "token_auth_notify"`); err2 != nil {
+		t.Fatalf("step %s: %v", stepHeld, err2)
+	}
+	if err != nil {
+		t.Fatalf("step %s: %v", stepHeld, err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	for _, c := range instances {
+		if status, body, err := c.get(keys["control"]); err != nil || status != http.StatusOK {
+			t.Errorf("step %s: caddy %s: %d %q %v, want the cached 200", stepHeld, c.name, status, body, err)
 		}
-		_, err := django.Exec(ctx, `DELETE FROM "authtoken_token" WHERE "key" = $1`, keys["control"])
-		if _, err2 := django.Exec(ctx, `ALTER TABLE "authtoken_token" ENABLE TRIGGER "token_auth_notify"`); err2 != nil {
-			t.Fatal(err2)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(200 * time.Millisecond)
-		for _, c := range instances {
-			if status, body, err := c.get(keys["control"]); err != nil || status != http.StatusOK {
-				t.Errorf("caddy %s: %d %q %v, want the cached 200", c.name, status, body, err)
-			}
-		}
-	})
+	}
 
 	methods := []struct {
 		name   string
@@ -350,6 +354,8 @@ func TestRevocationReachesEveryCaddyWithin100ms(t *testing.T) {
 		}},
 	}
 
+	const stepRevoked = "50 revocations reach both instances"
+	t.Logf("step %s", stepRevoked)
 	var all []time.Duration
 	byMethod := make(map[string][]time.Duration)
 	for i := range n {
@@ -379,7 +385,7 @@ func TestRevocationReachesEveryCaddyWithin100ms(t *testing.T) {
 		wg.Wait()
 		for _, err := range errs {
 			if err != nil {
-				t.Fatalf("revocation %d (%s of %s): %v", i, m.name, u, err)
+				t.Fatalf("step %s: revocation %d (%s of %s): %v", stepRevoked, i, m.name, u, err)
 			}
 		}
 		all = append(all, lat...)
@@ -393,19 +399,19 @@ func TestRevocationReachesEveryCaddyWithin100ms(t *testing.T) {
 		t.Logf("  %-22s median %v, p99 %v", m.name, mm, mp)
 	}
 	if p99 > 100*time.Millisecond {
-		t.Errorf("p99 revocation latency %v, want ≤ 100ms", p99)
+		t.Errorf("step %s: p99 revocation latency %v, want ≤ 100ms", stepRevoked, p99)
 	}
 
-	t.Run("the control token was flushed with the others", func(t *testing.T) {
-		for _, c := range instances {
-			if status, body, err := c.get(keys["control"]); err != nil || status != http.StatusUnauthorized {
-				t.Errorf("caddy %s: %d %q %v, want 401", c.name, status, body, err)
-			}
+	const stepFlushed = "the control token was flushed with the others"
+	t.Logf("step %s", stepFlushed)
+	for _, c := range instances {
+		if status, body, err := c.get(keys["control"]); err != nil || status != http.StatusUnauthorized {
+			t.Errorf("step %s: caddy %s: %d %q %v, want 401", stepFlushed, c.name, status, body, err)
 		}
-	})
+	}
 
 	// The pool stays within max_conns; the notify listener's connection
-	// is one more, outside it.
+	// is one more, outside it. A subtest: it needs only the instances.
 	t.Run("under load each instance holds max_conns + 1 connections", func(t *testing.T) {
 		revocationBackendsUnderLoad(t, instances)
 	})

@@ -10,10 +10,10 @@
 #
 # Each package's test binary is built once (without -race) and run once
 # whole, with -v, to list its tests; then each name is run alone in the
-# package's directory. Prints one line per failure and ends with
-# "N passed, M failed". Starts a throwaway PostgreSQL cluster for the
-# postgres and integration tests, and takes make test's lock for the
-# integration package (caddytest's fixed ports).
+# package's directory. Prints one line per failure (of the whole run too)
+# and ends with "N passed, M failed". Starts a throwaway PostgreSQL
+# cluster for the postgres and integration tests, and takes make test's
+# lock for the integration package (caddytest's fixed ports).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -47,7 +47,14 @@ for pkg in "${pkgs[@]}"; do
 	bin="$work/$(echo "$pkg" | tr / _).test"
 	go test -c -o "$bin" "$pkg"
 	[ -x "$bin" ] || continue # no test files
-	names=$(cd "$dir" && "$bin" -test.v -test.count=1 -test.timeout 20m 2>&1 | sed -n 's/^ *=== RUN *//p' | sort -u)
+	# A failure in the whole run is told and counted (set -e would end
+	# the script here without a word); the names it listed still run.
+	if ! (cd "$dir" && "$bin" -test.v -test.count=1 -test.timeout 20m >"$work/whole.out" 2>&1); then
+		failed=$((failed + 1))
+		echo "FAILED whole: $pkg"
+		grep -E -- '--- FAIL|^\s+\S+_test\.go:[0-9]+:|^(panic|FAIL)' "$work/whole.out" | head -5 | sed 's/^/    /' || true
+	fi
+	names=$(sed -n 's/^ *=== RUN *//p' "$work/whole.out" | sort -u)
 	while IFS= read -r name; do
 		[ -n "$name" ] || continue
 		[[ $name =~ ${NAMES:-.} ]] || continue
@@ -56,7 +63,7 @@ for pkg in "${pkgs[@]}"; do
 		else
 			failed=$((failed + 1))
 			echo "FAILED alone: $pkg $name"
-			echo "$out" | grep -E '^\s+\S+_test\.go:[0-9]+:|^(panic|FAIL)' | head -5 | sed 's/^/    /'
+			echo "$out" | grep -E '^\s+\S+_test\.go:[0-9]+:|^(panic|FAIL)' | head -5 | sed 's/^/    /' || true
 		fi
 	done <<<"$names"
 	echo "$pkg: done ($passed passed, $failed failed so far)" >&2

@@ -54,7 +54,9 @@ type Identity struct {
 	// Active is auth_user.is_active. Tokens of inactive users are refused
 	// with DRF's "User inactive or deleted.".
 	Active bool
-	// Created is authtoken_token.created, for tokens drf { max_age }.
+	// Created is authtoken_token.created, for tokens drf { max_age }, in
+	// UTC (set by Lookup; not by KnoxLookup, whose candidates carry their
+	// own).
 	Created time.Time
 }
 
@@ -149,7 +151,8 @@ type Admin interface {
 }
 
 // ErrTokenLimit: the user holds as many live knox tokens as the limit
-// allows (knox's TOKEN_LIMIT_PER_USER).
+// allows (knox's TOKEN_LIMIT_PER_USER). It is an answer, as ErrNoUser is:
+// never wrapped in ErrUnavailable.
 var ErrTokenLimit = errors.New("maximum amount of tokens allowed per user exceeded")
 
 // KnoxCandidate is a row of knox_authtoken whose token_key matched, with
@@ -191,7 +194,22 @@ type KnoxToken struct {
 // Knox is what tokens knox needs of a store: django-rest-knox's
 // knox_authtoken table, which holds digests, never keys. Timestamps are
 // written as Django writes them (on SQLite, text in UTC, microseconds,
-// the fraction omitted when zero), and compared as Django compares them.
+// the fraction omitted when zero), and compared as Django compares them
+// (on SQLite, as text). They are kept to the microsecond, truncated, as
+// Python's datetime and PostgreSQL's timestamptz keep them, and read back
+// in UTC.
+//
+// A store accepts a database with auth_user and either token table (a
+// Django project may have installed rest_framework.authtoken, knox or
+// both); the methods of the table that is missing fail with an error
+// wrapping ErrUnavailable ("no such table", "relation does not exist").
+// Each method is bounded by the store's query timeout, as Lookup is: they
+// serve requests, or run off the request path on the handler's behalf. A
+// user id that is not a decimal names no user (ErrNoUser).
+//
+// On PostgreSQL, deletes notify (store.Watcher) in their transaction,
+// whether or not the triggers are installed; inserts and refreshes do
+// not, and neither do the triggers: see store/postgres (knoxTriggerSQL).
 type Knox interface {
 	// KnoxLookup returns the rows whose token_key is tokenKey, with their
 	// users (one indexed query, no write). An empty answer is not an error.
@@ -201,13 +219,18 @@ type Knox interface {
 	// returns how many it deleted.
 	KnoxCleanup(ctx context.Context, userID string, now time.Time) (int64, error)
 	// KnoxRefresh sets the expiry of the token with this digest (knox's
-	// AUTO_REFRESH). A token gone meanwhile is not an error.
+	// AUTO_REFRESH), which moves it later: that is not a change Watch
+	// reports. A token gone meanwhile is not an error.
 	KnoxRefresh(ctx context.Context, digest string, expiry time.Time) error
 	// KnoxCreate inserts t. With limit > 0 it first counts the user's
 	// tokens that are live at t.Created (expiry after it, or NULL) and
 	// returns an error wrapping ErrTokenLimit when there are limit or
 	// more, inserting nothing; the count and the insert are one
-	// transaction.
+	// transaction, and two creates for one user never both pass the
+	// count. An unknown user gives an error wrapping ErrNoUser; a row
+	// knox could not have written (an empty or too wide digest or
+	// token_key, no Created, an expiry before it) a plain error. A digest
+	// that exists is a failure (ErrUnavailable), never an overwrite.
 	KnoxCreate(ctx context.Context, t KnoxNew, limit int) error
 	// KnoxDelete deletes the token with this digest (knox's logout) and
 	// reports whether there was one.
@@ -216,15 +239,17 @@ type Knox interface {
 	// decimal; knox's logoutall) and returns how many it deleted.
 	KnoxDeleteUser(ctx context.Context, userID string) (int64, error)
 	// SetLastLogin sets auth_user.last_login of the user (auth_user.id in
-	// decimal), as Django's user_logged_in signal does.
+	// decimal), as Django's user_logged_in signal does. An unknown user
+	// gives an error wrapping ErrNoUser.
 	SetLastLogin(ctx context.Context, userID string, t time.Time) error
 }
 
-// KnoxAdmin is what `caddy token` needs in knox mode beyond Knox.
+// KnoxAdmin is what `caddy token` needs in knox mode beyond Knox. Its
+// methods are bounded by their context only.
 type KnoxAdmin interface {
 	Knox
 	// KnoxList lists every knox token with its user, ordered by username,
-	// then created.
+	// then created, then token_key.
 	KnoxList(ctx context.Context) ([]KnoxToken, error)
 	// KnoxDeleteByTokenKey deletes the tokens whose token_key is tokenKey
 	// (`caddy token revoke`) and returns how many it deleted.

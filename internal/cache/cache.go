@@ -73,8 +73,9 @@ type Cache[V any] struct {
 	liveUntil   atomic.Int64 // the latest expiry of an entry put, unix ns
 	flight      singleflight.Group
 	now         func() int64
-	sweeping    atomic.Bool   // a sweeper runs
-	quit        chan struct{} // closed by Close: the sweeper stops
+	bound       func(*V) int64 // a found value's own expiry, unix ns; 0: none
+	sweeping    atomic.Bool    // a sweeper runs
+	quit        chan struct{}  // closed by Close: the sweeper stops
 	sweepEvery  time.Duration
 }
 
@@ -117,6 +118,21 @@ func (c *Cache[V]) SetClock(now func() int64) {
 	}
 	c.now = now
 }
+
+// SetBound makes the cache ask each found value for an expiry of its own,
+// in unix nanoseconds (0 for none): the value is served until boundMargin
+// before it, whatever the TTL, and then loaded again on every lookup, so
+// that the loader (which reads the exact time) decides its last moments.
+// It must be called before the cache is used.
+func (c *Cache[V]) SetBound(bound func(*V) int64) { c.bound = bound }
+
+// boundMargin is how long before its own expiry a value stops being served:
+// far more than the coarse clock's lag, even on a loaded machine.
+const boundMargin = time.Second
+
+// Now is the time the cache reads, in unix nanoseconds: the coarse clock
+// (late by up to clockTick), or the test's.
+func (c *Cache[V]) Now() int64 { return c.now() }
 
 // clock is the time in unix nanoseconds, updated every clockTick while it
 // is read: reading it costs an atomic load where time.Now costs half a
@@ -262,8 +278,18 @@ func (c *Cache[V]) put(key string, gen uint64, v *V) {
 	if _, ok := s.pos[key]; !ok && len(s.pos) >= c.maxPos {
 		evictOne(s.pos)
 	}
-	c.extendLife(now + c.ttl)
-	s.pos[key] = entry[V]{val: *v, exp: now + c.ttl}
+	exp := now + c.ttl
+	if c.bound != nil {
+		// The coarse clock lags by clockTick, and by more when the
+		// scheduler is slow to run its ticker: the value stops being
+		// served boundMargin early, so that its last moments are asked of
+		// the loader, which reads the exact time.
+		if b := c.bound(v); b != 0 && b-int64(boundMargin) < exp {
+			exp = b - int64(boundMargin)
+		}
+	}
+	c.extendLife(exp)
+	s.pos[key] = entry[V]{val: *v, exp: exp}
 	delete(s.neg, key)
 }
 
@@ -367,6 +393,12 @@ func (c *Cache[V]) Flush() {
 		s.mu.Unlock()
 	}
 }
+
+// Generation changes with every Flush and Forget: a value made from the
+// answers of a load that began at another generation may be stale (what
+// Lookup drops); a caller keeping such values beside the cache compares
+// it.
+func (c *Cache[V]) Generation() uint64 { return c.gen.Load() }
 
 // Forget drops one key (logout), and any load in flight, which may have
 // read the key before it was deleted.

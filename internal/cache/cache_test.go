@@ -283,3 +283,41 @@ func TestLookupKeepsNoOverlongKeyAndACopyOfTheOthers(t *testing.T) {
 		t.Fatalf("a key of exactly %d bytes was not cached", MaxKey)
 	}
 }
+
+// A value with an expiry of its own (a knox token, a DRF token under
+// max_age) is served until boundMargin before it, however long the TTL;
+// one without keeps the TTL.
+func TestBoundExpiresAValueAtItsOwnExpiryLessAMargin(t *testing.T) {
+	c := New[testValue](time.Hour, time.Minute, 1000, errNotFound)
+	defer c.Close()
+	var now atomic.Int64
+	now.Store(int64(time.Hour))
+	c.SetClock(now.Load)
+	expiries := map[string]int64{"soon": int64(time.Hour + 5*time.Second), "never": 0, "late": int64(3 * time.Hour)}
+	c.SetBound(func(v *testValue) int64 {
+		name, _ := v.vars("http.auth.user.username")
+		return expiries[name.(string)]
+	})
+	load := func(_ context.Context, key string) (testValue, error) { return identity("1", key), nil }
+	for name := range expiries {
+		if _, err := c.Lookup(context.Background(), name, load); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := func(d time.Duration, name string, want bool) {
+		t.Helper()
+		now.Store(int64(d))
+		if _, _, found := c.Get(name); found != want {
+			t.Errorf("at %v: %s served = %v, want %v", d, name, found, want)
+		}
+	}
+	at(time.Hour+5*time.Second-boundMargin-1, "soon", true)
+	at(time.Hour+5*time.Second-boundMargin, "soon", false)
+	at(2*time.Hour-1, "never", true)
+	at(2*time.Hour-1, "late", true)
+	at(2*time.Hour, "never", false)
+	at(2*time.Hour, "late", false) // the TTL comes first
+	if c.Now() != int64(2*time.Hour) {
+		t.Errorf("Now() = %d, want the clock's", c.Now())
+	}
+}

@@ -63,8 +63,14 @@ func ParseAuthorization(values []string, keyword string) (key string, res Result
 		return "", Anonymous
 	case 1:
 		s = values[0]
-		if n := len(keyword); len(s) == n+1+40 && s[n] == ' ' && asciiEqualFold(s[:n], keyword) && IsHex40(s[n+1:]) {
-			return s[n+1:], KeyHex40
+		// What nearly every request has: the keyword, one space and a key
+		// of visible ASCII characters, which is one word and valid UTF-8.
+		if n := len(keyword); len(s) > n+1 && s[n] == ' ' && asciiEqualFold(s[:n], keyword) {
+			if k := s[n+1:]; IsHex40(k) {
+				return k, KeyHex40
+			} else if isVisibleASCII(k) {
+				return k, Key
+			}
 		}
 	default:
 		s = strings.Join(values, ",")
@@ -102,6 +108,45 @@ func IsHex40(key string) bool {
 		bad |= notLowerHex8(load64(key[i : i+8]))
 	}
 	return bad == 0
+}
+
+// IsLowerHex reports whether s is made of lowercase hex characters only
+// (knox's keys end in 64 of them), eight bytes at a time.
+func IsLowerHex(s string) bool {
+	var bad uint64
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		bad |= notLowerHex8(load64(s[i : i+8]))
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return bad == 0
+}
+
+// isVisibleASCII reports whether s is made of visible ASCII characters
+// only (0x21–0x7e): one word for Python's split(), and valid UTF-8.
+func isVisibleASCII(s string) bool {
+	const (
+		ones = 0x0101010101010101
+		high = 0x80 * ones
+	)
+	var bad uint64
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := load64(s[i : i+8])
+		// A byte below 0x21 or above 0x7e sets its top bit in one of these
+		// (for bytes below 0x80; bytes at or above it have it already).
+		bad |= w | (w + (0x80-0x7f)*ones) | ^(w + (0x80-0x21)*ones)
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e {
+			return false
+		}
+	}
+	return bad&high == 0
 }
 
 // load64 is the eight bytes of s, little-endian (one load once compiled).

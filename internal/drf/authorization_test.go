@@ -160,6 +160,10 @@ func FuzzParseAuthorization(f *testing.F) {
 	}
 	f.Add("Token "+validKey, "Token "+validKey, "Token")
 	f.Add("Bearer a", "", "bearer")
+	knoxKey := "app_" + strings.Repeat("0123456789abcdef", 4)
+	for _, s := range []string{"Token " + knoxKey, "Token " + knoxKey + "\x7f", "Token " + knoxKey + " x", "Token é" + knoxKey, "Token !~"} {
+		f.Add(s, "", "Token")
+	}
 	f.Fuzz(func(t *testing.T, first, second, keyword string) {
 		if !ValidKeyword(keyword) {
 			keyword = "Token"
@@ -193,12 +197,13 @@ func BenchmarkParseAuthorization(b *testing.B) {
 	for _, bb := range []struct{ name, value string }{
 		{"hex40", "Token " + validKey},
 		{"general", "token\t" + validKey + " "},
+		{"knox", "Token app_" + strings.Repeat("0123456789abcdef", 4)},
 	} {
 		b.Run(bb.name, func(b *testing.B) {
 			values := []string{bb.value}
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, res := ParseAuthorization(values, "Token"); res != KeyHex40 {
+				if _, res := ParseAuthorization(values, "Token"); !res.HasKey() {
 					b.Fatal("not parsed")
 				}
 			}
@@ -220,6 +225,42 @@ func TestIsHex40EveryByteEveryPosition(t *testing.T) {
 	for _, k := range []string{"", validKey[:39], validKey + "0", strings.Repeat("f", 40), strings.Repeat("0", 40), strings.Repeat("g", 40)} {
 		if got, want := IsHex40(k), referenceHex40(k); got != want {
 			t.Errorf("IsHex40(%q) = %v, want %v", k, got, want)
+		}
+	}
+}
+
+// The word-at-a-time checks agree with a byte-at-a-time reading on every
+// length and on each byte value in each position.
+func TestWordChecksMatchBytewise(t *testing.T) {
+	hex := func(s string) bool {
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+				return false
+			}
+		}
+		return true
+	}
+	visible := func(s string) bool {
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c < 0x21 || c > 0x7e {
+				return false
+			}
+		}
+		return true
+	}
+	for n := 0; n <= 20; n++ {
+		for pos := 0; pos < n; pos++ {
+			for b := 0; b < 256; b++ {
+				buf := []byte(strings.Repeat("a", n))
+				buf[pos] = byte(b)
+				s := string(buf)
+				if IsLowerHex(s) != hex(s) {
+					t.Fatalf("IsLowerHex(%q) = %v", s, IsLowerHex(s))
+				}
+				if isVisibleASCII(s) != visible(s) {
+					t.Fatalf("isVisibleASCII(%q) = %v", s, isVisibleASCII(s))
+				}
+			}
 		}
 	}
 }

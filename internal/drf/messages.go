@@ -15,6 +15,11 @@ const (
 	// DetailPermissionDenied is PermissionDenied's, the answer to an
 	// authenticated user a permission class refuses (exceptions.py).
 	DetailPermissionDenied = "You do not have permission to perform this action."
+	// BasicAuthentication's messages (knox's LoginView).
+	DetailBasicNoCredentials = "Invalid basic header. No credentials provided."
+	DetailBasicSpaces        = "Invalid basic header. Credentials string should not contain spaces."
+	DetailBasicBase64        = "Invalid basic header. Credentials not correctly base64 encoded."
+	DetailBadBasicLogin      = "Invalid username/password."
 	// DetailUnavailable is DRF's ServiceUnavailable, the answer when the
 	// token store cannot answer; UnavailableRetryAfter is its Retry-After.
 	DetailUnavailable     = "Service temporarily unavailable, try again later."
@@ -29,9 +34,14 @@ var (
 	ErrInvalidChars  = newError(DetailInvalidChars)
 	ErrInvalidToken  = newError(DetailInvalidToken)
 	ErrInactive      = newError(DetailInactive)
-	ErrUnavailable   = newError(DetailUnavailable)
 	// ErrPermissionDenied is written with 403 and no challenge.
 	ErrPermissionDenied = newError(DetailPermissionDenied)
+	// BasicAuthentication's refusals.
+	ErrBasicNoCredentials = newError(DetailBasicNoCredentials)
+	ErrBasicSpaces        = newError(DetailBasicSpaces)
+	ErrBasicBase64        = newError(DetailBasicBase64)
+	ErrBadBasicLogin      = newError(DetailBadBasicLogin)
+	ErrUnavailable        = newError(DetailUnavailable)
 )
 
 // Serializer fields (rest_framework/fields.py) and AuthTokenSerializer.
@@ -43,6 +53,9 @@ const (
 	MsgNullChars = "Null characters are not allowed."
 	MsgBadLogin  = "Unable to log in with provided credentials."
 	MsgNoData    = "No data provided"
+	// MsgTokenLimit is knox's LoginView refusal past TOKEN_LIMIT_PER_USER,
+	// under the key "error".
+	MsgTokenLimit = "Maximum amount of tokens allowed per user exceeded."
 )
 
 // Negotiation and request reading (rest_framework/exceptions.py,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,13 @@ func TestContract(t *testing.T) {
 	storetest.Run(t, contractFixture)
 }
 
+func TestKnoxContract(t *testing.T) {
+	storetest.RunKnox(t, contractFixture)
+}
+
+// djangoTables are the tables of Django the store makes (knox's apart).
+var djangoTables = append([]string{"auth_user", "authtoken_token"}, permissionTables...)
+
 // contractFixture is a store on a fresh schema made with create, and a
 // connection of the test's own to the same database.
 func contractFixture(t *testing.T) *storetest.Fixture {
@@ -25,9 +33,18 @@ func contractFixture(t *testing.T) *storetest.Fixture {
 	conn := admin(t, testDSN(t))
 	ctx := context.Background()
 	return &storetest.Fixture{
-		Store:      s,
-		Schema:     func(t *testing.T) string { return pgSchema(t, conn, s) },
-		WantSchema: djangoPGSchema(s.Schema),
+		Store:          s,
+		Schema:         func(t *testing.T) string { return pgSchema(t, conn, s.Schema, djangoTables...) },
+		WantSchema:     djangoPGSchema(s.Schema),
+		KnoxSchema:     func(t *testing.T) string { return pgSchema(t, conn, s.Schema, "knox_authtoken") },
+		WantKnoxSchema: knoxPGSchema(s.Schema),
+		DropKnoxTable: func(t *testing.T) {
+			t.Helper()
+			if _, err := conn.Exec(ctx, `DROP TABLE `+s.db.knoxToken); err != nil {
+				t.Fatal(err)
+			}
+		},
+		Dump: func(t *testing.T) string { return pgDump(t, conn, s.Schema) },
 		DropTables: func(t *testing.T) {
 			t.Helper()
 			tables := append([]string{s.db.authToken, s.db.authUser}, s.db.perms.tables...)
@@ -103,6 +120,9 @@ func contractFixture(t *testing.T) *storetest.Fixture {
 			}
 			addUser(t, s, "alice", true)
 			key := createToken(t, s, "alice")
+			if err := s.MigrateKnox(ctx); err != nil {
+				t.Fatal(err)
+			}
 			cluster.stop(t)
 			return s, key
 		},
@@ -186,10 +206,56 @@ identity sequence: ` + schema + `.auth_user_id_seq
 `
 }
 
-// pgSchema describes the tables of s's schema as djangoPGSchema does:
+// What `pg_dump` shows of the table knox's migrations make
+// (testdata/knox/schema.postgres.sql; TestKnoxFixtureSchemaIsWhatMigrateKnoxMakes
+// compares the two), in schema.
+func knoxPGSchema(schema string) string {
+	return `columns:
+knox_authtoken.digest character varying(128) NOT NULL
+knox_authtoken.created timestamp with time zone NOT NULL
+knox_authtoken.user_id integer NOT NULL
+knox_authtoken.expiry timestamp with time zone NULL
+knox_authtoken.token_key character varying(25) NOT NULL
+indexes:
+knox_authtoken_digest_188c7e77_like: CREATE INDEX knox_authtoken_digest_188c7e77_like ON USING btree (digest varchar_pattern_ops)
+knox_authtoken_pkey: CREATE UNIQUE INDEX knox_authtoken_pkey ON USING btree (digest)
+knox_authtoken_token_key_8f4f7d47: CREATE INDEX knox_authtoken_token_key_8f4f7d47 ON USING btree (token_key)
+knox_authtoken_token_key_8f4f7d47_like: CREATE INDEX knox_authtoken_token_key_8f4f7d47_like ON USING btree (token_key varchar_pattern_ops)
+knox_authtoken_user_id_e5a5d899: CREATE INDEX knox_authtoken_user_id_e5a5d899 ON USING btree (user_id)
+foreign keys:
+knox_authtoken_user_id_e5a5d899_fk_auth_user_id: FOREIGN KEY (user_id) REFERENCES ` + schema + `.auth_user(id) DEFERRABLE INITIALLY DEFERRED
+`
+}
+
+// pgDump is every row of every table in schema, as text.
+func pgDump(t *testing.T, conn *pgx.Conn, schema string) string {
+	t.Helper()
+	ctx := context.Background()
+	rows, err := conn.Query(ctx, `SELECT quote_ident(table_name) FROM information_schema.tables WHERE table_schema = $1`, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, table := range tables {
+		var text *string
+		if err := conn.QueryRow(ctx, `SELECT string_agg(t::text, E'\n') FROM "`+schema+`".`+table+` t`).Scan(&text); err != nil {
+			t.Fatal(err)
+		}
+		if text != nil {
+			b.WriteString(*text + "\n")
+		}
+	}
+	return b.String()
+}
+
+// pgSchema describes the tables of schema as djangoPGSchema does:
 // columns, indexes and constraints by the names Django gives them, and
-// the identity sequence.
-func pgSchema(t *testing.T, conn *pgx.Conn, s *Postgres) string {
+// the identity sequence of auth_user when it is one of them.
+func pgSchema(t *testing.T, conn *pgx.Conn, schema string, tables ...string) string {
 	t.Helper()
 	ctx := context.Background()
 	var b strings.Builder
@@ -210,12 +276,15 @@ func pgSchema(t *testing.T, conn *pgx.Conn, s *Postgres) string {
 	}
 	lines("columns", `SELECT table_name || '.' || column_name || ' ' || data_type || coalesce('(' || character_maximum_length || ')', '')
 			|| CASE is_nullable WHEN 'NO' THEN ' NOT NULL' ELSE ' NULL' END || coalesce(' identity ' || identity_generation, '')
-		FROM information_schema.columns WHERE table_schema = $1 ORDER BY table_name, ordinal_position`, s.Schema)
-	lines("indexes", `SELECT indexname || ': ' || regexp_replace(indexdef, ' ON [^ ]+ ', ' ON ') FROM pg_indexes WHERE schemaname = $1 ORDER BY indexname`, s.Schema)
+		FROM information_schema.columns WHERE table_schema = $1 AND table_name = ANY($2) ORDER BY table_name, ordinal_position`, schema, tables)
+	lines("indexes", `SELECT indexname || ': ' || regexp_replace(indexdef, ' ON [^ ]+ ', ' ON ') FROM pg_indexes WHERE schemaname = $1 AND tablename = ANY($2) ORDER BY indexname`, schema, tables)
 	lines("foreign keys", `SELECT conname || ': ' || pg_get_constraintdef(oid) FROM pg_constraint
-		WHERE contype = 'f' AND connamespace = $1::regnamespace ORDER BY conname`, s.Schema)
+		WHERE contype = 'f' AND connamespace = $1::regnamespace AND conrelid IN (SELECT oid FROM pg_class WHERE relnamespace = $1::regnamespace AND relname = ANY($2)) ORDER BY conname`, schema, tables)
+	if !slices.Contains(tables, "auth_user") {
+		return b.String()
+	}
 	var seq *string
-	if err := conn.QueryRow(ctx, `SELECT pg_get_serial_sequence($1, 'id')`, s.db.authUser).Scan(&seq); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT pg_get_serial_sequence($1, 'id')`, qualify(schema, "auth_user")).Scan(&seq); err != nil {
 		seq = nil // no table
 	}
 	if seq != nil {
@@ -226,10 +295,12 @@ func pgSchema(t *testing.T, conn *pgx.Conn, s *Postgres) string {
 	return b.String()
 }
 
-// The store contract Postgres meets, every part of it (Admin includes Logins).
+// The store contract Postgres meets, every part of it (Admin includes
+// Logins, KnoxAdmin Knox).
 var _ interface {
 	store.Store
 	store.Admin
+	store.KnoxAdmin
 	store.Watcher
 	store.Permissions
 	store.Groups

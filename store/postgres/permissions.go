@@ -87,25 +87,22 @@ func (d *database) installPermissionTriggers(ctx context.Context, tx pgx.Tx) err
 	if err != nil || !ok {
 		return err
 	}
+	type trigger struct{ table, name, ddl string }
+	var triggers []trigger
 	for _, table := range d.perms.tables {
+		triggers = append(triggers, trigger{table, notifyTrigger, strings.ReplaceAll(d.perms.q(permissionTriggerSQL), "{table}", table)})
+	}
+	triggers = append(triggers, trigger{d.authUser, flagsTrigger, d.perms.q(flagsTriggerSQL)})
+	for _, t := range triggers {
 		var exists bool
-		if err := tx.QueryRow(ctx, triggerExistsSQL, table).Scan(&exists); err != nil {
+		if err := tx.QueryRow(ctx, triggerExistsSQL, t.table, t.name).Scan(&exists); err != nil {
 			return err
 		}
 		if exists {
 			continue
 		}
-		if _, err := tx.Exec(ctx, strings.ReplaceAll(d.perms.q(permissionTriggerSQL), "{table}", table)); err != nil {
-			return fmt.Errorf("creating trigger %s on %s: %w", notifyTrigger, table, err)
-		}
-	}
-	var exists bool
-	if err := tx.QueryRow(ctx, flagsTriggerExistsSQL, d.authUser).Scan(&exists); err != nil {
-		return err
-	}
-	if !exists {
-		if _, err := tx.Exec(ctx, d.perms.q(flagsTriggerSQL)); err != nil {
-			return fmt.Errorf("creating trigger %s on %s: %w", flagsTrigger, d.authUser, err)
+		if _, err := tx.Exec(ctx, t.ddl); err != nil {
+			return fmt.Errorf("creating trigger %s on %s: %w", t.name, t.table, err)
 		}
 	}
 	return nil

@@ -2,8 +2,20 @@ package postgres
 
 import (
 	"context"
+	"slices"
 	"testing"
 )
+
+// withPermissionTriggers is others and the triggers of groups and
+// permissions in schema, as ourTriggers lists them.
+func withPermissionTriggers(schema string, others ...string) []string {
+	all := append([]string{schema + ".auth_user:" + flagsTrigger}, others...)
+	for _, table := range permissionTables {
+		all = append(all, schema+"."+table+":"+notifyTrigger)
+	}
+	slices.Sort(all)
+	return all
+}
 
 // PermissionsPushed is true exactly where the triggers of groups and
 // permissions are in place on all seven tables: installed by notify (also

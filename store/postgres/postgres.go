@@ -73,15 +73,17 @@ type Postgres struct {
 	// in the schema) and statement-level triggers on authtoken_token
 	// (INSERT, UPDATE, DELETE, TRUNCATE) and auth_user (UPDATE of id,
 	// username or is_active, DELETE, TRUNCATE; and a second one,
-	// token_auth_notify_flags, on UPDATE of is_staff or is_superuser), and,
-	// where Django's tables of groups and permissions are there, on each
-	// of them (django_content_type, auth_permission, auth_group,
+	// token_auth_notify_flags, on UPDATE of is_staff or is_superuser), on
+	// each of Django's tables of groups and permissions where they are
+	// there (django_content_type, auth_permission, auth_group,
 	// auth_group_permissions, auth_user_groups,
-	// auth_user_user_permissions: INSERT, UPDATE, DELETE, TRUNCATE), that
-	// send a NOTIFY on the channel token_auth, so that every Caddy sharing
-	// the database drops its cached lookups within milliseconds of a
-	// change made by anyone, Django included. It never changes triggers
-	// that exist. Triggers
+	// auth_user_user_permissions: INSERT, UPDATE, DELETE, TRUNCATE), and
+	// where knox_authtoken is there two on it (DELETE, TRUNCATE; an UPDATE
+	// of a row unless it only moves expiry later, as knox's auto-refresh
+	// does), that send a NOTIFY on the channel token_auth, so that every
+	// Caddy sharing the database drops its cached lookups within
+	// milliseconds of a change made by anyone, Django included. It never
+	// changes triggers that exist. Triggers
 	// installed earlier (by another Caddy, or `caddy token migrate
 	// --notify`) are used without this option. Default: false (the
 	// database may belong to Django: nothing is installed unless asked).

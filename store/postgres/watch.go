@@ -20,7 +20,10 @@ import (
 const (
 	channel        = "token_auth"
 	notifyFunction = "token_auth_notify" // in the store's schema
-	notifyTrigger  = "token_auth_notify" // on each of the two tables
+	notifyTrigger  = "token_auth_notify" // on each of the tables
+	// notifyUpdateTrigger is knox_authtoken's second trigger, for the
+	// updates that can make a cached answer stale (knoxUpdateTriggerSQL).
+	notifyUpdateTrigger = "token_auth_notify_update"
 )
 
 // notifyBody is the trigger function's body, compared with pg_proc.prosrc
@@ -33,17 +36,12 @@ END
 `
 
 // installTriggers creates the trigger function (replaced only when its
-// body differs) and the triggers that are missing, in tx, which holds the
-// migration lock.
+// body differs) and the triggers that are missing on the tables that are
+// there, in tx, which holds the migration lock.
 func (d *database) installTriggers(ctx context.Context, tx pgx.Tx) error {
-	for _, table := range []string{d.authUser, d.authToken} {
-		var exists bool
-		if err := tx.QueryRow(ctx, tableExistsSQL, table).Scan(&exists); err != nil {
-			return err
-		}
-		if !exists {
-			return missingTable(table)
-		}
+	there, err := d.tables(ctx, tx)
+	if err != nil {
+		return err
 	}
 	fn := qualify(d.schema, notifyFunction)
 	var src string
@@ -55,35 +53,53 @@ func (d *database) installTriggers(ctx context.Context, tx pgx.Tx) error {
 			return fmt.Errorf("creating function %s: %w", fn, err)
 		}
 	}
-	for _, t := range []struct{ table, ddl string }{{d.authToken, tokenTriggerSQL}, {d.authUser, userTriggerSQL}} {
+	for _, t := range []struct{ table, name, ddl string }{
+		{d.authToken, notifyTrigger, tokenTriggerSQL},
+		{d.authUser, notifyTrigger, userTriggerSQL},
+		{d.knoxToken, notifyTrigger, knoxTriggerSQL},
+		{d.knoxToken, notifyUpdateTrigger, knoxUpdateTriggerSQL},
+	} {
+		if !there[t.table] {
+			continue
+		}
 		var exists bool
-		if err := tx.QueryRow(ctx, triggerExistsSQL, t.table).Scan(&exists); err != nil {
+		if err := tx.QueryRow(ctx, triggerExistsSQL, t.table, t.name).Scan(&exists); err != nil {
 			return err
 		}
 		if exists {
 			continue
 		}
 		if _, err := tx.Exec(ctx, d.q(t.ddl)); err != nil {
-			return fmt.Errorf("creating trigger %s on %s: %w", notifyTrigger, t.table, err)
+			return fmt.Errorf("creating trigger %s on %s: %w", t.name, t.table, err)
 		}
 	}
 	return d.installPermissionTriggers(ctx, tx)
 }
 
-// triggersPresent tells whether both tables carry token_auth's enabled
-// notification triggers, installed by this store or anyone else.
+// triggersPresent tells whether each table that is there carries
+// token_auth's enabled notification triggers, installed by this store or
+// anyone else.
 func (d *database) triggersPresent(ctx context.Context) (bool, error) {
 	var ok bool
-	err := d.pool.QueryRow(ctx, triggersPresentSQL, d.authUser, d.authToken).Scan(&ok)
+	err := d.pool.QueryRow(ctx, triggersPresentSQL, d.authUser, d.authToken, d.knoxToken).Scan(&ok)
 	return ok, err
 }
 
 // notifyIf sends the store's own notification in tx when changed.
 func notifyIf(ctx context.Context, tx pgx.Tx, changed bool) error {
+	return notifyWith(ctx, tx, changed, notifySQL)
+}
+
+// notifyKnoxIf is notifyIf for a write to knox_authtoken.
+func notifyKnoxIf(ctx context.Context, tx pgx.Tx, changed bool) error {
+	return notifyWith(ctx, tx, changed, notifyKnoxSQL)
+}
+
+func notifyWith(ctx context.Context, tx pgx.Tx, changed bool, sql string) error {
 	if !changed {
 		return nil
 	}
-	_, err := tx.Exec(ctx, notifySQL)
+	_, err := tx.Exec(ctx, sql)
 	return err
 }
 

@@ -3,9 +3,11 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -44,11 +46,16 @@ table authtoken_token on authtoken_token: CREATE TABLE "authtoken_token" ("key" 
 table django_content_type on django_content_type: CREATE TABLE "django_content_type" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "app_label" varchar(100) NOT NULL, "model" varchar(100) NOT NULL)
 `
 
-// djangoTables are the tables the store makes, for a query's IN (…).
-const djangoTables = `'auth_user', 'authtoken_token', 'django_content_type', 'auth_permission', 'auth_group', 'auth_group_permissions', 'auth_user_groups', 'auth_user_user_permissions'`
+// djangoTables are the tables the store makes (knox's apart).
+var djangoTables = []string{"auth_user", "authtoken_token", "django_content_type", "auth_permission", "auth_group",
+	"auth_group_permissions", "auth_user_groups", "auth_user_user_permissions"}
 
 func TestContract(t *testing.T) {
 	storetest.Run(t, contractFixture)
+}
+
+func TestKnoxContract(t *testing.T) {
+	storetest.RunKnox(t, contractFixture)
 }
 
 // contractFixture is a store on a fresh file made with create, and a
@@ -65,28 +72,17 @@ func contractFixture(t *testing.T) *storetest.Fixture {
 		return raw.QueryRow(q, args...)
 	}
 	return &storetest.Fixture{
-		Store: s,
-		Schema: func(t *testing.T) string {
-			t.Helper()
-			rows, err := raw.Query(`SELECT "type", "name", "tbl_name", coalesce("sql", 'NULL') FROM sqlite_master WHERE "tbl_name" IN (` + djangoTables + `) ORDER BY "type", "name"`)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rows.Close()
-			var b strings.Builder
-			for rows.Next() {
-				var typ, name, table, ddl string
-				if err := rows.Scan(&typ, &name, &table, &ddl); err != nil {
-					t.Fatal(err)
-				}
-				fmt.Fprintf(&b, "%s %s on %s: %s\n", typ, name, table, ddl)
-			}
-			if err := rows.Err(); err != nil {
-				t.Fatal(err)
-			}
-			return b.String()
-		},
+		Store:      s,
+		Schema:     func(t *testing.T) string { return sqliteSchema(t, raw, djangoTables...) },
 		WantSchema: djangoSQLiteSchema,
+		KnoxSchema: func(t *testing.T) string { return sqliteSchema(t, raw, "knox_authtoken") },
+		// As real knox made it (testdata/knox/knox.sqlite3).
+		WantKnoxSchema: knoxFixtureSchema(t),
+		DropKnoxTable: func(t *testing.T) {
+			t.Helper()
+			sqlExecOn(t, raw, `DROP TABLE "knox_authtoken"`)
+		},
+		Dump: func(t *testing.T) string { return sqliteDump(t, raw, path) },
 		DropTables: func(t *testing.T) {
 			t.Helper()
 			sqlExecOn(t, raw, `DROP TABLE "authtoken_token"`, `DROP TABLE "auth_user_groups"`, `DROP TABLE "auth_user_user_permissions"`,
@@ -153,6 +149,9 @@ func contractFixture(t *testing.T) *storetest.Fixture {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if err := s.MigrateKnox(ctx); err != nil {
+				t.Fatal(err)
+			}
 			for _, p := range []string{path, path + "-wal", path + "-shm"} {
 				if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 					t.Fatal(err)
@@ -173,7 +172,114 @@ func contractFixture(t *testing.T) *storetest.Fixture {
 	}
 }
 
-// djangoTimeLayout reads what djangoTime writes.
+// sqliteSchema describes the tables of db as sqlite_master holds them:
+// each table and index, with its DDL.
+func sqliteSchema(t *testing.T, db *sql.DB, tables ...string) string {
+	t.Helper()
+	rows, err := db.Query(`SELECT "type", "name", "tbl_name", coalesce("sql", 'NULL') FROM sqlite_master WHERE "tbl_name" IN (SELECT "value" FROM json_each(?)) ORDER BY "type", "name"`, jsonList(tables))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var typ, name, table, ddl string
+		if err := rows.Scan(&typ, &name, &table, &ddl); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s %s on %s: %s\n", typ, name, table, ddl)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// jsonList is strings as a JSON array.
+func jsonList(ss []string) string {
+	b, _ := json.Marshal(ss)
+	return string(b)
+}
+
+// knoxFixture is the database real knox made (testdata/knox/knox.sqlite3,
+// from the project's knox fixture), copied to a file of the test's own.
+func knoxFixture(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("testdata/knox/knox.sqlite3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "knox.sqlite3")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// knoxFixtureSchema is knox_authtoken as real knox's migrations made it.
+func knoxFixtureSchema(t *testing.T) string {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+knoxFixture(t)+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	return sqliteSchema(t, db, "knox_authtoken")
+}
+
+// sqliteDump is every value of every table of db, and the bytes of the
+// file at path and of its -wal.
+func sqliteDump(t *testing.T, db *sql.DB, path string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, p := range []string{path, path + "-wal"} {
+		raw, err := os.ReadFile(p)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		b.Write(raw)
+	}
+	rows, err := db.Query(`SELECT "name" FROM sqlite_master WHERE "type" = 'table'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		tables = append(tables, name)
+	}
+	rows.Close()
+	for _, table := range tables {
+		rows, err := db.Query(`SELECT * FROM "` + table + `"`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range vals {
+				if bs, ok := v.([]byte); ok {
+					v = string(bs)
+				}
+				fmt.Fprintf(&b, "%v\n", v)
+			}
+		}
+		rows.Close()
+	}
+	return b.String()
+}
+
+// djangoTimeLayout reads what djangoText writes.
 const djangoTimeLayout = "2006-01-02 15:04:05.999999"
 
 // sqlExecOn runs statements on db.
@@ -186,10 +292,12 @@ func sqlExecOn(t *testing.T, db *sql.DB, stmts ...string) {
 	}
 }
 
-// The store contract SQLite meets, every part of it (Admin includes Logins).
+// The store contract SQLite meets, every part of it (Admin includes
+// Logins, KnoxAdmin Knox).
 var _ interface {
 	store.Store
 	store.Admin
+	store.KnoxAdmin
 	store.Watcher
 	store.Permissions
 	store.Groups

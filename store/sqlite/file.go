@@ -44,7 +44,8 @@ import (
 // there is none.
 type handle struct {
 	db      *sql.DB
-	lookupq *sql.Stmt
+	lookupq stmt        // lookupSQL
+	knoxq   stmt        // knoxLookupSQL
 	file    os.FileInfo // the file the pool was opened on, for os.SameFile
 
 	// refs counts the queries using the pool, plus one while it is the
@@ -130,6 +131,7 @@ func (d *database) openHandle(ctx context.Context, file os.FileInfo, create bool
 	sdb.SetMaxOpenConns(16)
 	sdb.SetMaxIdleConns(4)
 	h := &handle{db: sdb, file: file, drained: make(chan struct{})}
+	h.lookupq.query, h.knoxq.query = lookupSQL, knoxLookupSQL
 	h.refs.Store(1)
 	if create {
 		if err := migrate(ctx, sdb); err != nil {
@@ -308,6 +310,7 @@ func (d *database) retire(h *handle, moved bool) error {
 		_, _ = h.db.ExecContext(ctx, checkpointSQL)
 		cancel()
 	}
-	h.lookupq.Close()
+	h.lookupq.close()
+	h.knoxq.close()
 	return h.db.Close()
 }

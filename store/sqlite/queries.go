@@ -23,6 +23,15 @@ const (
 	ddlToken    = `CREATE TABLE "authtoken_token" ("key" varchar(40) NOT NULL PRIMARY KEY, "created" datetime NOT NULL, "user_id" integer NOT NULL UNIQUE REFERENCES "auth_user" ("id") DEFERRABLE INITIALLY DEFERRED)`
 )
 
+// django-rest-knox's knox_authtoken for SQLite, statement for statement as
+// its migrations 0001…0009 leave it in sqlite_master (knox 5.0, Django
+// 3.2–5.2): the table, then its token_key and user_id indexes.
+var ddlKnox = []string{
+	`CREATE TABLE "knox_authtoken" ("digest" varchar(128) NOT NULL PRIMARY KEY, "created" datetime NOT NULL, "user_id" integer NOT NULL REFERENCES "auth_user" ("id") DEFERRABLE INITIALLY DEFERRED, "expiry" datetime NULL, "token_key" varchar(25) NOT NULL)`,
+	`CREATE INDEX "knox_authtoken_token_key_8f4f7d47" ON "knox_authtoken" ("token_key")`,
+	`CREATE INDEX "knox_authtoken_user_id_e5a5d899" ON "knox_authtoken" ("user_id")`,
+}
+
 // Schema is Django's DDL for the two tables, in creation order, for tools
 // and tests that make a database as `manage.py migrate` would.
 var Schema = []string{ddlAuthUser, ddlToken}
@@ -36,7 +45,7 @@ var generateKey = store.GenerateKey
 const (
 	// The one query of the request path: the primary-key index of
 	// authtoken_token, then auth_user by its primary key.
-	lookupSQL = `SELECT "auth_user"."id", "auth_user"."username", "auth_user"."is_active" FROM "authtoken_token" INNER JOIN "auth_user" ON ("authtoken_token"."user_id" = "auth_user"."id") WHERE "authtoken_token"."key" = ?`
+	lookupSQL = `SELECT "auth_user"."id", "auth_user"."username", "auth_user"."is_active", CAST("authtoken_token"."created" AS TEXT) FROM "authtoken_token" INNER JOIN "auth_user" ON ("authtoken_token"."user_id" = "auth_user"."id") WHERE "authtoken_token"."key" = ?`
 
 	userSQL              = `SELECT "id", "username", "password", "is_active" FROM "auth_user" WHERE "username" = ?`
 	userIDSQL            = `SELECT "id" FROM "auth_user" WHERE "username" = ?`
@@ -54,6 +63,33 @@ const (
 	insertUserSQL = `INSERT INTO "auth_user" ("password", "last_login", "is_superuser", "username", "last_name", "email", "is_staff", "is_active", "date_joined", "first_name") VALUES (?, NULL, ?, ?, '', '', ?, ?, ?, '')`
 	listTokensSQL = `SELECT "auth_user"."username", "authtoken_token"."key", CAST("authtoken_token"."created" AS TEXT) FROM "authtoken_token" INNER JOIN "auth_user" ON ("authtoken_token"."user_id" = "auth_user"."id") ORDER BY "auth_user"."username"`
 
+	// knox_authtoken (knox.go): django-rest-knox's tokens, which hold a
+	// digest and a token_key, never a key. Timestamps are written as
+	// Django writes them (djangoText) and compared as text, as Django's
+	// SQLite backend compares them.
+	//
+	// The one query of knox's request path: the token_key index, auth_user
+	// by its primary key, and for the EXISTS the user_id index. ?1 is the
+	// token_key, ?2 now.
+	knoxLookupSQL = `SELECT "knox_authtoken"."digest", CAST("knox_authtoken"."created" AS TEXT), CAST("knox_authtoken"."expiry" AS TEXT), "auth_user"."id", "auth_user"."username", "auth_user"."is_active", EXISTS (SELECT 1 FROM "knox_authtoken" U0 WHERE U0."user_id" = "knox_authtoken"."user_id" AND U0."expiry" < ?2) FROM "knox_authtoken" INNER JOIN "auth_user" ON ("knox_authtoken"."user_id" = "auth_user"."id") WHERE "knox_authtoken"."token_key" = ?1`
+	// As knox's _cleanup_token: the user's tokens that have expired.
+	knoxCleanupSQL = `DELETE FROM "knox_authtoken" WHERE "user_id" = ? AND "expiry" < ?`
+	// As knox's renew_token: save(update_fields=('expiry',)).
+	knoxRefreshSQL = `UPDATE "knox_authtoken" SET "expiry" = ? WHERE "digest" = ?`
+	// knoxLockUserSQL: the user exists. Run in a transaction that holds
+	// the file's write lock (BEGIN IMMEDIATE, see _txlock), so that two
+	// creates for a user count and insert one after the other.
+	knoxLockUserSQL = `SELECT EXISTS (SELECT 1 FROM "auth_user" WHERE "id" = ?)`
+	// What counts toward TOKEN_LIMIT_PER_USER: expiry after now, or none.
+	knoxCountLiveSQL        = `SELECT count(*) FROM "knox_authtoken" WHERE "user_id" = ? AND ("expiry" > ? OR "expiry" IS NULL)`
+	knoxInsertSQL           = `INSERT INTO "knox_authtoken" ("digest", "token_key", "user_id", "created", "expiry") VALUES (?, ?, ?, ?, ?)`
+	knoxDeleteSQL           = `DELETE FROM "knox_authtoken" WHERE "digest" = ?`
+	knoxDeleteUserSQL       = `DELETE FROM "knox_authtoken" WHERE "user_id" = ?`
+	setLastLoginSQL         = `UPDATE "auth_user" SET "last_login" = ? WHERE "id" = ?`
+	knoxListSQL             = `SELECT "knox_authtoken"."token_key", "auth_user"."username", CAST("knox_authtoken"."created" AS TEXT), CAST("knox_authtoken"."expiry" AS TEXT) FROM "knox_authtoken" INNER JOIN "auth_user" ON ("knox_authtoken"."user_id" = "auth_user"."id") ORDER BY "auth_user"."username", "knox_authtoken"."created", "knox_authtoken"."token_key"`
+	knoxDeleteByTokenKeySQL = `DELETE FROM "knox_authtoken" WHERE "token_key" = ?`
+	knoxPurgeExpiredSQL     = `DELETE FROM "knox_authtoken" WHERE "expiry" < ?`
+
 	// tableExistsSQL tells whether the main database has a table of this
 	// name.
 	tableExistsSQL = `SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE "type" = 'table' AND "name" = ?)`
@@ -70,9 +106,28 @@ const (
 	checkpointSQL = `PRAGMA wal_checkpoint(TRUNCATE)`
 )
 
-// djangoTime is how Django's SQLite backend writes a datetime (UTC with
-// USE_TZ=True).
-const djangoTime = "2006-01-02 15:04:05.000000"
+// djangoText is a datetime as Django's SQLite backend writes it
+// (DatabaseOperations.adapt_datetimefield_value, Django 3.2–5.2: str() of
+// the datetime made naive in UTC, with USE_TZ=True):
+// "YYYY-MM-DD HH:MM:SS.ffffff", and "YYYY-MM-DD HH:MM:SS" when the
+// microseconds are zero, as Python's str() leaves them. Nanoseconds are
+// truncated, as PostgreSQL's microseconds are. Django compares these
+// values as text, and so does the store.
+func djangoText(t time.Time) string {
+	t = t.UTC()
+	if t.Nanosecond() < 1000 {
+		return t.Format("2006-01-02 15:04:05")
+	}
+	return t.Format("2006-01-02 15:04:05.000000")
+}
+
+// djangoNullText is djangoText, or NULL for the zero time (never).
+func djangoNullText(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return djangoText(t)
+}
 
 // database is one store file, shared by every store module that names it:
 // the connection pool open on it, replaced when another file takes its
@@ -144,23 +199,73 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-// prepare checks the schema and prepares the lookup statement.
+// prepare checks the schema and prepares the lookup statements of the
+// token tables there. A database needs auth_user and either token table:
+// a Django project may have installed rest_framework.authtoken, knox, or
+// both. The statement of a table that is missing is prepared on first use
+// (see stmt), once Migrate or MigrateKnox has made it; until then its
+// queries fail with SQLite's "no such table".
 func (h *handle) prepare(ctx context.Context) error {
-	for _, table := range []string{"auth_user", "authtoken_token"} {
-		var exists bool
-		if err := h.db.QueryRowContext(ctx, tableExistsSQL, table).Scan(&exists); err != nil {
+	exists := make(map[string]bool)
+	for _, table := range []string{"auth_user", "authtoken_token", "knox_authtoken"} {
+		var ok bool
+		if err := h.db.QueryRowContext(ctx, tableExistsSQL, table).Scan(&ok); err != nil {
 			return err
 		}
-		if !exists {
-			return fmt.Errorf("no table %s (run Django's migrate with rest_framework.authtoken installed, or use the create option)", table)
+		exists[table] = ok
+	}
+	switch {
+	case !exists["auth_user"]:
+		return noTable("auth_user")
+	case !exists["authtoken_token"] && !exists["knox_authtoken"]:
+		return noTable("authtoken_token")
+	}
+	for _, q := range []struct {
+		table, what string
+		st          *stmt
+	}{{"authtoken_token", "token lookup", &h.lookupq}, {"knox_authtoken", "knox token lookup", &h.knoxq}} {
+		if !exists[q.table] {
+			continue
+		}
+		if _, err := q.st.get(ctx, h.db); err != nil {
+			return fmt.Errorf("preparing %s: %w", q.what, err)
 		}
 	}
-	st, err := h.db.PrepareContext(ctx, lookupSQL)
-	if err != nil {
-		return fmt.Errorf("preparing token lookup: %w", err)
-	}
-	h.lookupq = st
 	return nil
+}
+
+// noTable is the error of a table that is not there.
+func noTable(table string) error {
+	return fmt.Errorf("no table %s (run Django's migrate with rest_framework.authtoken or knox installed, or use the create option)", table)
+}
+
+// stmt is a statement of the request path, prepared once for its pool:
+// when the pool opens if its table is there, else on first use.
+type stmt struct {
+	query string
+	st    atomic.Pointer[sql.Stmt]
+}
+
+// get returns the prepared statement, preparing it if need be.
+func (s *stmt) get(ctx context.Context, db *sql.DB) (*sql.Stmt, error) {
+	if st := s.st.Load(); st != nil {
+		return st, nil
+	}
+	st, err := db.PrepareContext(ctx, s.query)
+	if err != nil {
+		return nil, err
+	}
+	if !s.st.CompareAndSwap(nil, st) {
+		st.Close() // prepared meanwhile by another query
+	}
+	return s.st.Load(), nil
+}
+
+// close closes the statement if it was prepared.
+func (s *stmt) close() {
+	if st := s.st.Load(); st != nil {
+		st.Close()
+	}
 }
 
 // migrateTables is Admin.Migrate: migrate on the current pool.
@@ -181,13 +286,19 @@ func (d *database) lookup(ctx context.Context, key string) (store.Identity, erro
 		return store.Identity{}, err
 	}
 	defer h.release()
+	st, err := h.lookupq.get(ctx, h.db)
+	if err != nil {
+		return store.Identity{}, storeerr.Unavailable("sqlite lookup", err)
+	}
 	var id int64
 	var ident store.Identity
-	err = h.lookupq.QueryRowContext(ctx, key).Scan(&id, &ident.Username, &ident.Active)
+	var created string
+	err = st.QueryRowContext(ctx, key).Scan(&id, &ident.Username, &ident.Active, &created)
 	if err := storeerr.Row(err, sql.ErrNoRows, store.ErrNotFound, "sqlite lookup"); err != nil {
 		return store.Identity{}, err
 	}
 	ident.ID = strconv.FormatInt(id, 10)
+	ident.Created = parseDjangoTime(created)
 	return ident, nil
 }
 
@@ -253,7 +364,7 @@ func (d *database) tokenFor(ctx context.Context, username string, reset bool) (s
 			return err
 		}
 		key = generateKey()
-		if _, err := tx.ExecContext(ctx, insertTokenSQL, key, time.Now().UTC().Format(djangoTime), uid); err != nil {
+		if _, err := tx.ExecContext(ctx, insertTokenSQL, key, djangoText(time.Now()), uid); err != nil {
 			return fmt.Errorf("inserting token: %w", err)
 		}
 		return nil
@@ -304,7 +415,7 @@ func (d *database) addUser(ctx context.Context, u store.NewUser) error {
 			return fmt.Errorf("user %s: %w", u.Username, store.ErrUserExists)
 		}
 		_, err := tx.ExecContext(ctx, insertUserSQL,
-			u.Password, u.Superuser, u.Username, u.Staff, u.Active, time.Now().UTC().Format(djangoTime))
+			u.Password, u.Superuser, u.Username, u.Staff, u.Active, djangoText(time.Now()))
 		if err != nil {
 			return fmt.Errorf("inserting user: %w", err)
 		}

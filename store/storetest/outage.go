@@ -34,15 +34,68 @@ func everyMethod(key string) []call {
 	}
 }
 
+// everyKnoxMethod calls each method of store.KnoxAdmin, for a store that
+// has them, with arguments that would succeed.
+func everyKnoxMethod() []call {
+	now := time.Now()
+	tok := knoxToken("")
+	knox := func(f func(ctx context.Context, s store.KnoxAdmin) error) func(ctx context.Context, s Store) error {
+		return func(ctx context.Context, s Store) error { return f(ctx, s.(store.KnoxAdmin)) }
+	}
+	return []call{
+		{"KnoxLookup", knox(func(ctx context.Context, s store.KnoxAdmin) error {
+			_, err := s.KnoxLookup(ctx, tok.key, now)
+			return err
+		})},
+		{"KnoxCleanup", knox(func(ctx context.Context, s store.KnoxAdmin) error { _, err := s.KnoxCleanup(ctx, "1", now); return err })},
+		{"KnoxRefresh", knox(func(ctx context.Context, s store.KnoxAdmin) error {
+			return s.KnoxRefresh(ctx, tok.digest, now.Add(time.Hour))
+		})},
+		{"KnoxCreate", knox(func(ctx context.Context, s store.KnoxAdmin) error {
+			return s.KnoxCreate(ctx, store.KnoxNew{Digest: tok.digest, TokenKey: tok.key, UserID: "1", Created: now}, 0)
+		})},
+		{"KnoxCreate with a limit", knox(func(ctx context.Context, s store.KnoxAdmin) error {
+			return s.KnoxCreate(ctx, store.KnoxNew{Digest: tok.digest, TokenKey: tok.key, UserID: "1", Created: now}, 5)
+		})},
+		{"KnoxDelete", knox(func(ctx context.Context, s store.KnoxAdmin) error {
+			_, err := s.KnoxDelete(ctx, tok.digest)
+			return err
+		})},
+		{"KnoxDeleteUser", knox(func(ctx context.Context, s store.KnoxAdmin) error { _, err := s.KnoxDeleteUser(ctx, "1"); return err })},
+		{"SetLastLogin", knox(func(ctx context.Context, s store.KnoxAdmin) error { return s.SetLastLogin(ctx, "1", now) })},
+		{"KnoxList", knox(func(ctx context.Context, s store.KnoxAdmin) error { _, err := s.KnoxList(ctx); return err })},
+		{"KnoxDeleteByTokenKey", knox(func(ctx context.Context, s store.KnoxAdmin) error {
+			_, err := s.KnoxDeleteByTokenKey(ctx, tok.key)
+			return err
+		})},
+		{"KnoxPurgeExpired", knox(func(ctx context.Context, s store.KnoxAdmin) error { _, err := s.KnoxPurgeExpired(ctx, now); return err })},
+		{"MigrateKnox", knox(func(ctx context.Context, s store.KnoxAdmin) error { return s.MigrateKnox(ctx) })},
+	}
+}
+
+// methodsOf is everyMethod, and everyKnoxMethod when s has knox's.
+func methodsOf(s Store, key string) []call {
+	calls := everyMethod(key)
+	if _, ok := s.(store.KnoxAdmin); ok {
+		calls = append(calls, everyKnoxMethod()...)
+	}
+	return calls
+}
+
 // testTimeout: a method whose time is up reports store.ErrUnavailable
 // wrapping context.DeadlineExceeded, and the store works again with time
-// to spare.
+// to spare. A store with knox's methods has knox_authtoken too.
 func testTimeout(t *testing.T, open func(*testing.T) *Fixture) {
 	f := open(t)
 	s := f.Store
+	if k, ok := s.(store.KnoxAdmin); ok {
+		if err := k.MigrateKnox(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	addUser(t, s, "alice", true)
 	key := tokenFor(t, s, "alice")
-	for _, c := range everyMethod(key) {
+	for _, c := range methodsOf(s, key) {
 		t.Run(c.method, func(t *testing.T) {
 			ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 			defer cancel()
@@ -65,7 +118,7 @@ func testStopped(t *testing.T, open func(*testing.T) *Fixture) {
 		t.Skip("the store has no way to stop its database in a test")
 	}
 	s, key := f.Stopped(t)
-	for _, c := range everyMethod(key) {
+	for _, c := range methodsOf(s, key) {
 		t.Run(c.method, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -99,7 +152,7 @@ func hasCause(err error) bool {
 		}
 		return false
 	}
-	for _, sentinel := range []error{store.ErrUnavailable, store.ErrNotFound, store.ErrNoUser, store.ErrUserExists} {
+	for _, sentinel := range []error{store.ErrUnavailable, store.ErrNotFound, store.ErrNoUser, store.ErrUserExists, store.ErrTokenLimit} {
 		if err == sentinel {
 			return false
 		}

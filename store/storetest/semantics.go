@@ -56,10 +56,28 @@ func testLookup(t *testing.T, open func(*testing.T) *Fixture) {
 		{"key differing only in case", strings.ToUpper(johnKey), store.Identity{}, store.ErrNotFound},
 		{"empty key", "", store.Identity{}, store.ErrNotFound},
 	}
+	listed, err := s.ListTokens(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := make(map[string]time.Time)
+	for _, tok := range listed {
+		created[tok.Key] = tok.Created
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := s.Lookup(ctx, tt.key)
 			wantErr(t, "Lookup", err, tt.wantErr)
+			// Created is authtoken_token.created, as ListTokens shows it.
+			if tt.wantErr == nil {
+				if !got.Created.Equal(created[tt.key]) || got.Created.Location() != time.UTC {
+					t.Errorf("Lookup: Created %v, want authtoken_token.created %v, in UTC", got.Created, created[tt.key])
+				}
+				if d := time.Since(got.Created); d < -time.Minute || d > time.Minute {
+					t.Errorf("Lookup: Created %v is not about now", got.Created)
+				}
+			}
+			got.Created = time.Time{}
 			if got != tt.want {
 				t.Errorf("Lookup = %+v, want %+v", got, tt.want)
 			}

@@ -1,7 +1,9 @@
 // Package storetest is the contract every token store passes: one suite,
-// run by each store's own tests (storetest.Run), that pins down what every
-// method of store.Store, store.Logins, store.Admin, store.Permissions and
-// store.Groups means, the sentinel errors included, Django's exact tables,
+// run by each store's own tests (storetest.Run, and storetest.RunKnox for
+// a store with knox's tables), that pins down what every method of
+// store.Store, store.Logins, store.Admin, store.Permissions, store.Groups,
+// store.Knox and store.KnoxAdmin means, the sentinel errors included,
+// Django's and knox's exact tables,
 // and how a store fails when its database does not answer. A store's SQL
 // may differ from another's where the dialects do; this suite is what
 // proves that they agree.
@@ -63,8 +65,21 @@ type Fixture struct {
 	// Stopped, when not nil, makes a store of its own whose database
 	// stops answering once the store is provisioned with its tables (the
 	// server shut down, the file removed) and returns it, with a user
-	// "alice" who has a token of key key.
+	// "alice" who has a token of key key. A store with knox's methods has
+	// knox_authtoken too.
 	Stopped func(t *testing.T) (s Store, key string)
+
+	// For RunKnox: KnoxSchema describes knox_authtoken as Schema does the
+	// other two, and WantKnoxSchema is what it gives for the table knox's
+	// migrations make. DropKnoxTable drops it.
+	KnoxSchema     func(t *testing.T) string
+	WantKnoxSchema string
+	DropKnoxTable  func(t *testing.T)
+
+	// Dump, when not nil, is everything the database holds, as text (every
+	// value of every table, and the bytes of its files where it has
+	// some), for a test to search for what must never be stored.
+	Dump func(t *testing.T) string
 }
 
 // Run runs the suite, calling open for a new fixture in every test.

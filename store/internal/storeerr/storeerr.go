@@ -15,8 +15,8 @@ import (
 // "sqlite lookup"), as "token store unavailable: <op>: <err>", wrapping
 // both store.ErrUnavailable and err. nil, an error that wraps
 // store.ErrUnavailable already, and an answer (one wrapping
-// store.ErrNotFound, store.ErrNoUser or store.ErrUserExists) are returned
-// as they are.
+// store.ErrNotFound, store.ErrNoUser, store.ErrUserExists or
+// store.ErrTokenLimit) are returned as they are.
 func Unavailable(op string, err error) error {
 	if err == nil || answer(err) || errors.Is(err, store.ErrUnavailable) {
 		return err
@@ -26,7 +26,8 @@ func Unavailable(op string, err error) error {
 
 // answer tells an error that is the store's answer to the question asked.
 func answer(err error) bool {
-	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrNoUser) || errors.Is(err, store.ErrUserExists)
+	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrNoUser) ||
+		errors.Is(err, store.ErrUserExists) || errors.Is(err, store.ErrTokenLimit)
 }
 
 // Row returns the error of a query for one row as the store's answer: nil

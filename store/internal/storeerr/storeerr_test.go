@@ -26,6 +26,7 @@ func TestUnavailableLeavesAnswersAndNilAlone(t *testing.T) {
 		store.ErrNotFound,
 		fmt.Errorf("user bob: %w", store.ErrNoUser),
 		fmt.Errorf("user bob: %w", store.ErrUserExists),
+		fmt.Errorf("user 7: %w", store.ErrTokenLimit),
 		already,
 	} {
 		if got := Unavailable("op", err); got != err {
