@@ -17,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tokenauth/caddy-tokenauth/internal/cache"
 	"github.com/tokenauth/caddy-tokenauth/store"
@@ -812,6 +813,31 @@ func (kf *knoxFixture) exec(t testing.TB, stmts ...string) {
 	for _, q := range stmts {
 		if _, err := kf.db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
+// A user a requirement refuses counts as forbidden, a request read_only
+// refuses as not provided, one it lets through as anonymous.
+func TestRequirementOutcomesAreCounted(t *testing.T) {
+	f := newPermFixture(t)
+	staff := f.handler(t, func(h *TokenAuth) { h.Require = []Requirement{{Staff: true}} })
+	ro := f.handler(t, func(h *TokenAuth) { h.Optional, h.ReadOnly = true, true })
+	f.serve(t, staff, "GET", "/", "staff") // cache the identities first: the
+	f.serve(t, staff, "GET", "/", "plain") // counts below are one per request
+	before := []float64{testutil.ToFloat64(requestsForbidden), testutil.ToFloat64(requestsPassed),
+		testutil.ToFloat64(requestsNotProvided), testutil.ToFloat64(requestsAnonymous)}
+	f.serve(t, staff, "GET", "/", "plain")
+	f.serve(t, staff, "GET", "/", "staff")
+	f.serve(t, ro, "POST", "/", "")
+	f.serve(t, ro, "GET", "/", "")
+	f.serve(t, ro, "HEAD", "/", "")
+	after := []float64{testutil.ToFloat64(requestsForbidden), testutil.ToFloat64(requestsPassed),
+		testutil.ToFloat64(requestsNotProvided), testutil.ToFloat64(requestsAnonymous)}
+	for i, name := range []string{"forbidden", "passed", "not_provided", "anonymous"} {
+		want := []float64{1, 1, 1, 2}[i]
+		if got := after[i] - before[i]; got != want {
+			t.Errorf("%s counted %v times, want %v", name, got, want)
 		}
 	}
 }
