@@ -841,3 +841,47 @@ func TestRequirementOutcomesAreCounted(t *testing.T) {
 		}
 	}
 }
+
+// notPushed is a store whose changes to permissions are not pushed
+// (PostgreSQL with the triggers of tokens alone).
+type notPushed struct{ store.Permissions }
+
+func (notPushed) PermissionsPushed() bool { return false }
+
+// Where the store pushes changes to tokens but not to permissions, a
+// handler with requirements bounds what it caches by the polled ttl (5s);
+// one without keeps the pushed default (30s).
+func TestRequireWithoutPushedPermissionsUsesThePolledTTL(t *testing.T) {
+	f := newPermFixture(t)
+	base := f.handler(t, nil) // a pushed store: the SQLite file's
+	for _, c := range []struct {
+		name string
+		reqs []Requirement
+		want time.Duration
+	}{
+		{"no requirement", nil, 30 * time.Second},
+		{"require staff", []Requirement{{Staff: true}}, 5 * time.Second},
+	} {
+		h := &TokenAuth{store: base.store, logger: base.logger, Require: c.reqs}
+		h.perms = &handlerPerms{perms: c.reqs != nil, permStore: notPushed{base.perms.permStore}}
+		if err := h.provisionCache("polled-ttl-test " + c.name); err != nil {
+			t.Fatal(err)
+		}
+		if got := h.cache.TTL(); got != c.want {
+			t.Errorf("%s: ttl %v, want %v", c.name, got, c.want)
+		}
+		h.perms = nil
+		h.Cleanup()
+	}
+}
+
+// No permissions loaded meets no requirement (fails closed).
+func TestNoPermissionsLoadedMeetNoRequirement(t *testing.T) {
+	hp := &handlerPerms{reqs: []requirement{{staff: true, superuser: true}}}
+	if hp.allow(nil) {
+		t.Error("nil permissions allowed")
+	}
+	if !hp.allow(&flagsOnly[1]) || !hp.allow(&flagsOnly[2]) || hp.allow(&flagsOnly[0]) {
+		t.Error("the flags' bits do not mean superuser (1) and staff (2)")
+	}
+}
