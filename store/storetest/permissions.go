@@ -17,15 +17,17 @@ func runPermissions(t *testing.T, open func(*testing.T) *Fixture) {
 	t.Run("AddUserWritesStaffAndSuperuser", func(t *testing.T) { testAddUserFlags(t, open) })
 }
 
-// permissionRows gives the database, behind the store's back, two content
+// permissionRows gives the database, behind the store's back, three content
 // types and their permissions as Django's migrate makes them: reports.report
-// (view_report, add_report) and blog.post, whose codename view_report
-// repeats reports' under another app label.
+// (view_report, add_report), blog.post, whose codename view_report repeats
+// reports' under another app label, and reports.summary, which has a
+// view_report of its own: reports.view_report names two permissions.
 func permissionRows(t *testing.T, f *Fixture) {
 	t.Helper()
-	f.Exec(t, `INSERT INTO "django_content_type" ("app_label", "model") VALUES ('reports', 'report'), ('blog', 'post')`)
-	f.Exec(t, `INSERT INTO "auth_permission" ("name", "content_type_id", "codename") SELECT 'Can view report', "id", 'view_report' FROM "django_content_type" WHERE "app_label" = 'reports'`)
-	f.Exec(t, `INSERT INTO "auth_permission" ("name", "content_type_id", "codename") SELECT 'Can add report', "id", 'add_report' FROM "django_content_type" WHERE "app_label" = 'reports'`)
+	f.Exec(t, `INSERT INTO "django_content_type" ("app_label", "model") VALUES ('reports', 'report'), ('blog', 'post'), ('reports', 'summary')`)
+	f.Exec(t, `INSERT INTO "auth_permission" ("name", "content_type_id", "codename") SELECT 'Can view summary', "id", 'view_report' FROM "django_content_type" WHERE "model" = 'summary'`)
+	f.Exec(t, `INSERT INTO "auth_permission" ("name", "content_type_id", "codename") SELECT 'Can view report', "id", 'view_report' FROM "django_content_type" WHERE "model" = 'report'`)
+	f.Exec(t, `INSERT INTO "auth_permission" ("name", "content_type_id", "codename") SELECT 'Can add report', "id", 'add_report' FROM "django_content_type" WHERE "model" = 'report'`)
 	f.Exec(t, `INSERT INTO "auth_permission" ("name", "content_type_id", "codename") SELECT 'Can view post', "id", 'view_report' FROM "django_content_type" WHERE "app_label" = 'blog'`)
 }
 
@@ -97,8 +99,9 @@ func testUserPermissions(t *testing.T, open func(*testing.T) *Fixture) {
 		{"editor", store.UserPermissions{Groups: []string{"editors"}}},
 		{"viaGroup", store.UserPermissions{Groups: []string{"reporters"}, Perms: []string{"reports.view_report"}}},
 		{"direct", store.UserPermissions{Perms: []string{"reports.add_report", "reports.view_report"}}},
-		// Its own and two groups' reports.view_report count once; blog's
-		// view_report is another permission.
+		// Its own and two groups' reports.view_report (two permissions of
+		// that name, reports.report's and reports.summary's) count once;
+		// blog's view_report is another permission.
 		{"both", store.UserPermissions{Staff: true, Groups: []string{"bloggers", "reporters"}, Perms: []string{"blog.view_report", "reports.view_report"}}},
 		// The rows of an inactive user, as stored: that it has no
 		// permission is has_perm's.
