@@ -27,9 +27,9 @@ import (
 // An authenticated user who fails one gets 403 {"detail":"You do not have
 // permission to perform this action."}; a request without credentials
 // gets DRF's 401 "Authentication credentials were not provided." (403
-// under no_challenge). The handler's logout endpoint is not subject to
-// them, as knox's LogoutView is only IsAuthenticated; nor is its login
-// endpoint.
+// under no_challenge). The handler's logout and logout_all endpoints are
+// not subject to them, as knox's LogoutView and LogoutAllView are only
+// IsAuthenticated; nor is its login endpoint.
 type Requirement struct {
 	// Staff holds for a user with auth_user.is_staff, as DRF's
 	// IsAdminUser (a superuser without is_staff fails it).
@@ -56,8 +56,8 @@ type Requirement struct {
 const (
 	// maxNames is how many distinct group and permission names the
 	// handlers of a process can require at once: each has a bit of a
-	// cached identity's permissions (permBits), beside three of its own.
-	maxNames = 61
+	// cached identity's permissions (permBits), beside the two flags.
+	maxNames = 62
 	// groupNameMaxLength is auth_group.name's max_length in Django.
 	groupNameMaxLength = 150
 )
@@ -71,7 +71,7 @@ func (h *TokenAuth) validatePermissions() error {
 		return errors.New("optional with require: a request without credentials never meets a requirement, " +
 			"as with AllowAny and IsAdminUser together in DRF; drop optional")
 	}
-	names := make(map[nameKey]bool)
+	distinct := make(map[nameKey]bool)
 	for i := range h.Require {
 		q := &h.Require[i]
 		if !q.Staff && !q.Superuser && len(q.Groups) == 0 && len(q.Perms) == 0 {
@@ -81,18 +81,18 @@ func (h *TokenAuth) validatePermissions() error {
 			if g == "" || utf8.RuneCountInString(g) > groupNameMaxLength {
 				return fmt.Errorf("require group %q: want a group name of 1 to %d characters (auth_group.name)", g, groupNameMaxLength)
 			}
-			names[nameKey{name: g}] = true
+			distinct[nameKey{name: g}] = true
 		}
 		for _, p := range q.Perms {
 			app, codename, ok := strings.Cut(p, ".")
 			if !ok || app == "" || codename == "" {
 				return fmt.Errorf("require perm %q: want <app_label>.<codename>, as user.has_perm takes it", p)
 			}
-			names[nameKey{perm: true, name: p}] = true
+			distinct[nameKey{perm: true, name: p}] = true
 		}
 	}
-	if len(names) > maxNames {
-		return fmt.Errorf("require: %d distinct group and permission names, at most %d", len(names), maxNames)
+	if len(distinct) > maxNames {
+		return fmt.Errorf("require: %d distinct group and permission names, at most %d", len(distinct), maxNames)
 	}
 	return nil
 }
@@ -106,17 +106,17 @@ func (h *TokenAuth) validatePermissions() error {
 // before them.
 func (h *TokenAuth) unmarshalRequire(d *caddyfile.Dispenser) error {
 	var q Requirement
-	kind, names := "", 0
+	kind, count := "", 0 // the kind of names being read, and how many
 	words := 0
 	for d.NextArg() {
 		w := d.Val()
 		words++
 		switch {
 		case w == "group" || w == "perm":
-			if kind != "" && names == 0 {
+			if kind != "" && count == 0 {
 				return d.Errf("require %s: want at least one name", kind)
 			}
-			kind, names = w, 0
+			kind, count = w, 0
 			continue
 		case kind == "group":
 			q.Groups = append(q.Groups, w)
@@ -129,12 +129,12 @@ func (h *TokenAuth) unmarshalRequire(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("require %q: want staff, superuser, group <name>… or perm <app_label.codename>…", w)
 		}
-		names++
+		count++
 	}
 	switch {
 	case words == 0:
 		return d.ArgErr()
-	case kind != "" && names == 0:
+	case kind != "" && count == 0:
 		return d.Errf("require %s: want at least one name", kind)
 	}
 	h.Require = append(h.Require, q)
@@ -171,9 +171,8 @@ var names nameTable
 
 type nameTable struct {
 	mu    sync.Mutex
-	refs  [maxNames]int
-	keys  [maxNames]nameKey
-	index atomic.Pointer[map[nameKey]uint8] // read by loads, replaced whole
+	refs  [maxNames]int                     // by bit: the handlers requiring its name
+	index atomic.Pointer[map[nameKey]uint8] // name → bit; read by loads, replaced whole
 }
 
 // acquire gives each key a bit, or keeps the one it has, and counts the
@@ -203,7 +202,6 @@ func (t *nameTable) acquire(keys []nameKey) (map[nameKey]uint8, error) {
 				return nil, fmt.Errorf("require: the handlers of this process require more than %d distinct group and permission names", maxNames)
 			}
 			bit = uint8(free)
-			t.keys[bit] = k
 			idx[k] = bit
 		}
 		t.refs[bit]++
@@ -235,7 +233,6 @@ func (t *nameTable) releaseLocked(keys []nameKey, idx map[nameKey]uint8) {
 		}
 		if t.refs[bit]--; t.refs[bit] == 0 {
 			delete(idx, k)
-			t.keys[bit] = nameKey{}
 		}
 	}
 }
@@ -393,14 +390,13 @@ func (h *TokenAuth) cleanupPermissions() {
 
 // permBits are an identity's flags and required names, in one word: a
 // bit per name of names (the groups its user is in, the permissions
-// granted to it or its groups, among those some handler requires),
-// is_staff, is_superuser, and whether they were loaded at all.
+// granted to it or its groups, among those some handler requires), then
+// is_superuser and is_staff.
 type permBits uint64
 
 const (
-	permsLoaded    permBits = 1 << 63
-	permsStaff     permBits = 1 << 62
-	permsSuperuser permBits = 1 << 61
+	permsSuperuser permBits = 1 << maxNames
+	permsStaff     permBits = 1 << (maxNames + 1)
 )
 
 func (p permBits) staff() bool     { return p&permsStaff != 0 }
@@ -422,7 +418,7 @@ type userPerms struct {
 // shifted down): shared, so that such an identity costs nothing more.
 var flagsOnly = func() (f [4]userPerms) {
 	for i := range f {
-		f[i].bits = permsLoaded | permBits(i)<<61
+		f[i].bits = permBits(i) << maxNames
 	}
 	return f
 }()
@@ -430,7 +426,7 @@ var flagsOnly = func() (f [4]userPerms) {
 // anonymousPerms answers the placeholders of a request let through
 // without credentials as Django's AnonymousUser has them: not staff, not
 // superuser, in no group.
-var anonymousPerms = &userPerms{bits: permsLoaded, groups: any("")}
+var anonymousPerms = &userPerms{groups: any("")}
 
 // Placeholder names of the permissions, and the provider's key of the
 // permissions: not a name a placeholder can have, and asked only by
@@ -591,15 +587,15 @@ func permsIdentity(id store.Identity, tok *tokenState, p *userPerms) cachedIdent
 // newUserPerms keeps of sp what the requirements read, and the groups'
 // names when withGroups.
 func newUserPerms(sp store.UserPermissions, withGroups bool) *userPerms {
-	bits := permsLoaded | names.bits(sp.Groups, sp.Perms)
+	bits := names.bits(sp.Groups, sp.Perms)
 	if sp.Staff {
 		bits |= permsStaff
 	}
 	if sp.Superuser {
 		bits |= permsSuperuser
 	}
-	if !withGroups && bits&^(permsLoaded|permsStaff|permsSuperuser) == 0 {
-		return &flagsOnly[bits>>61&3]
+	if !withGroups && bits&^(permsStaff|permsSuperuser) == 0 {
+		return &flagsOnly[bits>>maxNames]
 	}
 	p := &userPerms{bits: bits}
 	if withGroups {

@@ -573,7 +573,7 @@ func TestCaddyfileAndJSONRefuseTheSameRequirements(t *testing.T) {
 		{"perm without a codename", "require perm reports.", `{"require":[{"perms":["reports."]}]}`, "want <app_label>.<codename>"},
 		{"empty group name", `require group ""`, `{"require":[{"groups":[""]}]}`, "want a group name of 1 to 150"},
 		{"group name over 150 characters", "require group " + long, `{"require":[{"groups":["` + long + `"]}]}`, "want a group name of 1 to 150"},
-		{"too many names", "require group " + strings.Join(many, " "), `{"require":[{"groups":` + string(manyJSON) + `}]}`, "at most 61"},
+		{"too many names", "require group " + strings.Join(many, " "), `{"require":[{"groups":` + string(manyJSON) + `}]}`, "at most 62"},
 		{"valid", "require staff\n require group a b perm x.y", `{"require":[{"staff":true},{"groups":["a","b"],"perms":["x.y"]}]}`, ""},
 		{"valid read_only", "optional read_only", `{"optional":true,"read_only":true}`, ""},
 	}
@@ -623,7 +623,7 @@ func TestRequireNeedsAStoreWithPermissions(t *testing.T) {
 }
 
 // A name keeps its bit while any handler requires it, whoever else comes
-// and goes; a freed bit goes to the next new name; more than 61 names at
+// and goes; a freed bit goes to the next new name; more than 62 names at
 // once are refused, and the refusal takes nothing.
 func TestNameBitsAreSharedAndReused(t *testing.T) {
 	var tbl nameTable
@@ -655,14 +655,14 @@ func TestNameBitsAreSharedAndReused(t *testing.T) {
 	for i := range maxNames {
 		many = append(many, nameKey{name: fmt.Sprint("n", i)})
 	}
-	if _, err := tbl.acquire(many); err == nil || !strings.Contains(err.Error(), "more than 61") {
-		t.Fatalf("61 more names: %v", err)
+	if _, err := tbl.acquire(many); err == nil || !strings.Contains(err.Error(), "more than 62") {
+		t.Fatalf("62 more names: %v", err)
 	}
 	if got := tbl.bits([]string{"n0", "n1"}, nil); got != 0 {
 		t.Errorf("a refused acquire left bits %b", got)
 	}
 	if _, err := tbl.acquire(many[:maxNames-3]); err != nil {
-		t.Errorf("58 names beside a, c and d: %v", err)
+		t.Errorf("59 names beside a, c and d: %v", err)
 	}
 }
 
