@@ -28,6 +28,9 @@ const (
 	authThrottled
 	// authUnavailable: the store could not answer; err says why.
 	authUnavailable
+	// authForbidden: an active user's key that a requirement refuses
+	// (permissions.go); key and id are set, err is the 403's.
+	authForbidden
 )
 
 // authResult is the answer of authenticate.

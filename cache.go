@@ -127,8 +127,9 @@ func identityVars(userID, username string) caddy.ReplacerFunc {
 }
 
 // anonymousVars answers the identity placeholders of a request let through
-// without credentials: known, and empty.
-var anonymousVars = identityVars("", "")
+// without credentials: known, and empty (not staff, in no group; see
+// permsVars).
+var anonymousVars = permsVars("", "", nil, anonymousPerms)
 
 // token is the identity's token state, or nil for a DRF token without
 // max_age (and a DRF token's inactive user).

@@ -45,7 +45,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			create
 //		}
 //		keyword      <word>            # default: Token
-//		optional                       # DRF AllowAny: anonymous requests pass
+//		optional [read_only]           # DRF AllowAny (IsAuthenticatedOrReadOnly): anonymous requests (GET, HEAD, OPTIONS) pass
+//		require [staff] [superuser] [group <name>…] [perm <app_label.codename>…]
+//		                               # alternatives; several require lines must all hold
 //		no_challenge                   # 403 without WWW-Authenticate instead of 401
 //		login <path> {                 # DRF's obtain_auth_token
 //			throttle       <rate>      # e.g. 5/min, per client IP
@@ -83,7 +85,7 @@ func (h *TokenAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	seen := make(map[string]bool)
 	for d.NextBlock(0) {
 		opt := d.Val()
-		if seen[opt] {
+		if seen[opt] && opt != "require" { // require lines add up
 			return d.Errf("%s already specified", opt)
 		}
 		seen[opt] = true
@@ -94,7 +96,9 @@ func (h *TokenAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "keyword":
 			err = oneArg(d, &h.Keyword)
 		case "optional":
-			h.Optional, err = true, noArgs(d)
+			err = h.unmarshalOptional(d)
+		case "require":
+			err = h.unmarshalRequire(d)
 		case "no_challenge":
 			h.NoChallenge, err = true, noArgs(d)
 		case "login":

@@ -32,11 +32,12 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "token",
-		Usage: "create|adduser|passwd|delete|list|revoke|purge-expired|migrate …",
+		Usage: "create|adduser|passwd|delete|list|groups|revoke|purge-expired|migrate …",
 		Short: "Manages Django REST Framework or django-rest-knox tokens and users in a token_auth store",
 		Long: `
-Works on the same tables as Django (auth_user, and authtoken_token or
-knox's knox_authtoken), with Caddy running or not, like manage.py
+Works on the same tables as Django (auth_user, auth_group, auth_user_groups,
+and authtoken_token or knox's knox_authtoken), with Caddy running or not,
+like manage.py
 drf_create_token.
 
 The store is chosen by, in order:
@@ -57,7 +58,7 @@ prefix then apply to new keys).
 			cmd.PersistentFlags().StringP("adapter", "a", "", "name of the config adapter")
 			cmd.PersistentFlags().String("tokens", "", "drf (authtoken_token) or knox (knox_authtoken); default: the config's tokens, else drf")
 			cmd.AddCommand(tokenCreateCmd(), tokenAddUserCmd(), tokenPasswdCmd(),
-				tokenDeleteCmd(), tokenListCmd(), tokenRevokeCmd(), tokenPurgeExpiredCmd(), tokenMigrateCmd())
+				tokenDeleteCmd(), tokenListCmd(), tokenGroupsCmd(), tokenRevokeCmd(), tokenPurgeExpiredCmd(), tokenMigrateCmd())
 			for _, sub := range cmd.Commands() {
 				run := sub.RunE
 				sub.RunE = func(cmd *cobra.Command, args []string) error {
@@ -156,11 +157,13 @@ only, not the tokens an administrator makes.
 
 func tokenAddUserCmd() *cobra.Command {
 	c := &cobra.Command{
-		Use:   "adduser <username> [--password-stdin] [--inactive]",
+		Use:   "adduser <username> [--password-stdin] [--inactive] [--staff] [--superuser]",
 		Short: "Creates a Django user with a password, then prints its token",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			inactive, _ := cmd.Flags().GetBool("inactive")
+			staff, _ := cmd.Flags().GetBool("staff")
+			superuser, _ := cmd.Flags().GetBool("superuser")
 			if err := validUsername(args[0]); err != nil {
 				return err
 			}
@@ -172,7 +175,7 @@ func tokenAddUserCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			u := store.NewUser{Username: args[0], Password: encoded, Active: !inactive}
+			u := store.NewUser{Username: args[0], Password: encoded, Active: !inactive, Staff: staff, Superuser: superuser}
 			if tokens.knox() {
 				return withKnox(cmd, nil, func(ctx context.Context, s knoxAdmin) error {
 					if err := s.AddUser(ctx, u); err != nil {
@@ -190,6 +193,8 @@ func tokenAddUserCmd() *cobra.Command {
 		},
 	}
 	c.Flags().Bool("inactive", false, "create the user with is_active false")
+	c.Flags().Bool("staff", false, "create the user with is_staff true (require staff, DRF's IsAdminUser)")
+	c.Flags().Bool("superuser", false, "create the user with is_superuser true (every permission; not is_staff unless --staff)")
 	passwordFlags(c)
 	return c
 }
@@ -371,18 +376,22 @@ func tokenPurgeExpiredCmd() *cobra.Command {
 func tokenMigrateCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "migrate [--notify]",
-		Short: "Creates Django's auth_user and authtoken_token tables where missing (and knox_authtoken with knox tokens)",
+		Short: "Creates Django's auth_user, authtoken_token and group and permission tables where missing (and knox_authtoken with knox tokens)",
 		Long: `
-Creates Django's auth_user and authtoken_token tables where they are
-missing, and never changes tables that exist. With knox tokens, also
-knox's knox_authtoken, with the DDL knox's migrations make.
+Creates Django's auth_user and authtoken_token tables, and its tables of
+groups and permissions (django_content_type, auth_permission, auth_group,
+auth_group_permissions, auth_user_groups, auth_user_user_permissions),
+where they are missing, and never changes tables that exist. With knox
+tokens, also knox's knox_authtoken, with the DDL knox's migrations make.
 
 With --notify (PostgreSQL only), also installs where missing the trigger
-function token_auth_notify and statement-level triggers on both tables
-that NOTIFY token_auth of every change, so that each Caddy sharing the
-database drops its cached lookups at once, whoever made the change
-(Django included); with knox tokens, on knox_authtoken too (every change
-but an insert and an update that only moves expiry later).
+function token_auth_notify and statement-level triggers on those tables
+(on auth_user: of id, username, is_active, and, token_auth_notify_flags,
+of is_staff and is_superuser) that NOTIFY token_auth of every change, so
+that each Caddy sharing the database drops its cached lookups at once,
+whoever made the change (Django included); with knox tokens, on
+knox_authtoken too (every change but an insert and an update that only
+moves expiry later).
 `,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -404,9 +413,9 @@ but an insert and an update that only moves expiry later).
 					if err := s.MigrateKnox(ctx); err != nil {
 						return err
 					}
-					fmt.Fprintln(w, "Tables auth_user, authtoken_token and knox_authtoken are in place")
+					fmt.Fprintln(w, migratedKnoxTables)
 					if notify {
-						fmt.Fprintln(w, "Triggers token_auth_notify on auth_user, authtoken_token and knox_authtoken, and token_auth_notify_update on knox_authtoken, are in place")
+						fmt.Fprintln(w, migratedKnoxTriggers)
 					}
 					return nil
 				})
@@ -415,9 +424,9 @@ but an insert and an update that only moves expiry later).
 				if err := s.Migrate(ctx); err != nil {
 					return err
 				}
-				fmt.Fprintln(w, "Tables auth_user and authtoken_token are in place")
+				fmt.Fprintln(w, migratedTables)
 				if notify {
-					fmt.Fprintln(w, "Triggers token_auth_notify on auth_user and authtoken_token are in place")
+					fmt.Fprintln(w, migratedTriggers)
 				}
 				return nil
 			})
@@ -426,6 +435,18 @@ but an insert and an update that only moves expiry later).
 	c.Flags().Bool("notify", false, "also install the triggers that push changes to every Caddy (PostgreSQL only)")
 	return c
 }
+
+// What `caddy token migrate` says it made.
+const (
+	migratedTables = "Tables auth_user, authtoken_token, django_content_type, auth_permission, auth_group, " +
+		"auth_group_permissions, auth_user_groups and auth_user_user_permissions are in place"
+	migratedTriggers = "Triggers token_auth_notify on those tables, and token_auth_notify_flags on auth_user, are in place"
+
+	migratedKnoxTables = "Tables auth_user, authtoken_token, knox_authtoken, django_content_type, auth_permission, auth_group, " +
+		"auth_group_permissions, auth_user_groups and auth_user_user_permissions are in place"
+	migratedKnoxTriggers = "Triggers token_auth_notify on those tables, token_auth_notify_flags on auth_user, " +
+		"and token_auth_notify_update on knox_authtoken, are in place"
+)
 
 // printToken prints drf_create_token's line, or its error.
 func printToken(ctx context.Context, w io.Writer, s store.Admin, username string, reset bool) error {

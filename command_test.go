@@ -599,21 +599,21 @@ func TestCLIMigrateMakesDjangosTables(t *testing.T) {
 			}
 			flag := "--store=sqlite:" + path
 			r := runCLI(t, "", "migrate", flag)
-			if r.code != 0 || r.stdout != "Tables auth_user and authtoken_token are in place\n" || r.stderr != "" {
+			if r.code != 0 || r.stdout != migratedTables+"\n" || r.stderr != "" {
 				t.Fatalf("migrate on %s: %v", name, r)
 			}
-			if got := sqliteQuery(t, path, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name)"); got != "auth_user authtoken_token sqlite_sequence" {
-				t.Errorf("tables after migrate: %s, want auth_user authtoken_token (and SQLite's sqlite_sequence)", got)
+			if got := sqliteQuery(t, path, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name)"); got != "auth_group auth_group_permissions auth_permission auth_user auth_user_groups auth_user_user_permissions authtoken_token django_content_type sqlite_sequence" {
+				t.Errorf("tables after migrate: %s, want auth_user, authtoken_token and the six of groups and permissions (and SQLite's sqlite_sequence)", got)
 			}
-			for _, ddl := range sqlite.Schema {
-				if n := sqliteQuery(t, path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND sql = ?", ddl); n != "1" {
+			for _, ddl := range append(append([]string{}, sqlite.Schema...), sqlite.PermissionsSchema...) {
+				if n := sqliteQuery(t, path, "SELECT count(*) FROM sqlite_master WHERE type IN ('table', 'index') AND sql = ?", ddl); n != "1" {
 					t.Errorf("no table made by Django's DDL %s", ddl)
 				}
 			}
 			key := addUser(t, flag, "alice", "alice pass")
 
 			// Again, on the tables it made: nothing changes.
-			if r := runCLI(t, "", "migrate", flag); r.code != 0 || r.stdout != "Tables auth_user and authtoken_token are in place\n" {
+			if r := runCLI(t, "", "migrate", flag); r.code != 0 || r.stdout != migratedTables+"\n" {
 				t.Errorf("migrate again: %v", r)
 			}
 			if got := sqliteQuery(t, path, "SELECT key FROM authtoken_token"); got != key {

@@ -115,7 +115,7 @@ func (h *TokenAuth) loadKnox(ctx context.Context, token string) (cachedIdentity,
 				tok.until = c.Expiry.UnixNano()
 				tok.expiry.Store(tok.until)
 			}
-			return newCachedIdentity(c.User, tok), nil
+			return h.identity(ctx, c.User, tok)
 		}
 	}
 	return cachedIdentity{}, store.ErrNotFound

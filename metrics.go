@@ -58,6 +58,7 @@ var (
 	requestsInactive      = requestsTotal.WithLabelValues("inactive")
 	requestsThrottled     = requestsTotal.WithLabelValues("throttled")
 	requestsUnavailable   = requestsTotal.WithLabelValues("unavailable")
+	requestsForbidden     = requestsTotal.WithLabelValues("forbidden")
 
 	cacheHits   = cacheRequestsTotal.WithLabelValues("hit")
 	cacheMisses = cacheRequestsTotal.WithLabelValues("miss")
@@ -112,6 +113,8 @@ func countRequest(a *authResult, anonymousPasses bool) {
 		requestsThrottled.Inc()
 	case authUnavailable:
 		requestsUnavailable.Inc()
+	case authForbidden:
+		requestsForbidden.Inc()
 	default:
 		refusalCounter(a.err).Inc()
 	}

@@ -68,6 +68,20 @@ type TokenAuth struct {
 	// Default: false (credentials required).
 	Optional bool `json:"optional,omitempty"`
 
+	// ReadOnly, with Optional, lets only GET, HEAD and OPTIONS through
+	// without credentials, as DRF's IsAuthenticatedOrReadOnly: any other
+	// method gets 401 "Authentication credentials were not provided."
+	// (403 under no_challenge). Default: false.
+	ReadOnly bool `json:"read_only,omitempty"`
+
+	// Require lists what an authenticated user must be or have, as a
+	// view's permission_classes: every requirement must hold, each when
+	// any of its alternatives does (see Requirement). A user who fails
+	// one gets 403. Groups and permissions are read from Django's tables
+	// with the identity, in one more query per user, and cached with it.
+	// Default: none (any active user's key passes).
+	Require []Requirement `json:"require,omitempty"`
+
 	// NoChallenge answers 403 without WWW-Authenticate instead of 401, as
 	// DRF does when a non-challenge scheme such as SessionAuthentication
 	// comes first in DEFAULT_AUTHENTICATION_CLASSES. The bodies are the
@@ -112,8 +126,9 @@ type TokenAuth struct {
 	KeyFormat string `json:"key_format,omitempty"`
 
 	store  store.Store
-	logins store.Logins // the store, when login or logout is configured
-	knox   store.Knox   // the store, with tokens knox
+	perms  *handlerPerms // the requirements, compiled (permissions.go)
+	logins store.Logins  // the store, when login or logout is configured
+	knox   store.Knox    // the store, with tokens knox
 	maxAge time.Duration
 	// tokens knox: the background writes of cleanups and refreshes
 	cleanup, refresh *writeback.Queue[string, time.Time]
@@ -188,6 +203,9 @@ func (h *TokenAuth) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("token store %s cannot serve login/logout: it does not implement store.Logins", caddy.GetModuleName(mod))
 		}
 	}
+	if err := h.provisionPermissions(storeKey); err != nil {
+		return err
+	}
 	return h.provisionCache(storeKey)
 }
 
@@ -233,6 +251,9 @@ func (h *TokenAuth) validate() error {
 		if err := h.Tokens.validate(); err != nil {
 			return err
 		}
+	}
+	if err := h.validatePermissions(); err != nil {
+		return err
 	}
 	if h.Cache != nil {
 		return h.Cache.validate()
@@ -283,6 +304,7 @@ func (h *TokenAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		return h.serveKnoxLogout(w, r, r.URL.Path == h.LogoutAll)
 	}
 	a := h.authenticate(r)
+	h.authorize(r, &a)
 	countRequest(&a, h.Optional)
 	switch a.outcome {
 	case authOK:
@@ -291,6 +313,8 @@ func (h *TokenAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 			return h.serveLogout(w, r, a.key, a.id)
 		}
 		return next.ServeHTTP(w, r)
+	case authForbidden:
+		setIdentity(r, a.id) // the access log names the user refused
 	case authAnonymous:
 		if h.Optional {
 			anonymous(r)
@@ -309,6 +333,7 @@ func (h *TokenAuth) Cleanup() error {
 		h.stopWatch = nil
 	}
 	h.closeKnox()
+	h.cleanupPermissions()
 	var errs []error
 	for _, pk := range []struct {
 		pool *caddy.UsagePool

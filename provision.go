@@ -26,10 +26,18 @@ var caches = caddy.NewUsagePool()
 
 // pooledCache lets a cache live in the usage pool: its sweeper stops when
 // the last handler using it is gone.
-type pooledCache struct{ *identityCache }
+type pooledCache struct {
+	*identityCache
+	// users, in a cache of knox tokens (many a user), are the permissions
+	// loaded for each user, which its tokens share (permissions.go).
+	users *usersCache
+}
 
 func (c pooledCache) Destruct() error {
 	c.Close()
+	if c.users != nil {
+		c.users.Close()
+	}
 	return nil
 }
 
@@ -60,6 +68,7 @@ func (h *TokenAuth) provisionCache(storeKey string) error {
 			c := target.Load()
 			return c == nil || c.Live()
 		})
+		pushed = pushed && h.permissionsPushed()
 	}
 	ttl := time.Duration(c.TTL)
 	switch {
@@ -79,12 +88,17 @@ func (h *TokenAuth) provisionCache(storeKey string) error {
 	v, _, err := caches.LoadOrNew(h.cacheKey, func() (caddy.Destructor, error) {
 		c := cache.New[cachedIdentity](ttl, negTTL, size, store.ErrNotFound)
 		c.SetBound(bound)
-		return pooledCache{c}, nil
+		pc := pooledCache{identityCache: c}
+		if h.knox != nil {
+			pc.users = newUsersCache(ttl, size)
+		}
+		return pc, nil
 	})
 	if err != nil {
 		return err
 	}
 	h.cache = v.(pooledCache).identityCache
+	h.shareUsers(v.(pooledCache).users)
 	target.Store(h.cache)
 	// Changes made before the subscription could have been missed.
 	h.cache.Flush()
@@ -112,7 +126,7 @@ func (h *TokenAuth) load(ctx context.Context, key string) (cachedIdentity, error
 		}
 		tok = &tokenState{until: until.UnixNano()}
 	}
-	return newCachedIdentity(id, tok), nil
+	return h.identity(ctx, id, tok)
 }
 
 // tokensKey names the handler's token rules, for the cache's pool key.

@@ -10,8 +10,9 @@ import (
 )
 
 // render answers a request the token check did not let through: DRF's
-// refusal with the handler's status and challenge, 429 past the failure
-// budget, 503 when the store cannot answer. indent is the login endpoint's
+// refusal with the handler's status and challenge, 403 without a challenge
+// to a user a requirement refuses, 429 past the failure budget, 503 when
+// the store cannot answer. indent is the login endpoint's
 // negotiated indent, -1 everywhere else.
 func (h *TokenAuth) render(w http.ResponseWriter, a authResult, indent int) error {
 	switch a.outcome {
@@ -21,6 +22,8 @@ func (h *TokenAuth) render(w http.ResponseWriter, a authResult, indent int) erro
 		drf.WriteJSON(w, http.StatusTooManyRequests, indent, drf.Member{Key: "detail", Value: detail})
 	case authUnavailable:
 		return h.unavailable(w, a.err)
+	case authForbidden:
+		a.err.(*drf.Error).Write(w, http.StatusForbidden, "", indent)
 	default:
 		a.err.(*drf.Error).Write(w, h.status, h.challenge, indent)
 	}

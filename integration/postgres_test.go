@@ -472,7 +472,7 @@ http://localhost:9080 {
 			t.Errorf("exit %d, stderr %q; want 1 and the missing table named", code, errOut)
 		}
 	})
-	if out := djangoTokenCLI(t, "", append([]string{"migrate"}, withConfig...)...); !strings.Contains(out, "auth_user and authtoken_token are in place") {
+	if out := djangoTokenCLI(t, "", append([]string{"migrate"}, withConfig...)...); !strings.Contains(out, "auth_user, authtoken_token") {
 		t.Fatalf("migrate: %q", out)
 	}
 	key := djangoGenerated(t, djangoTokenCLI(t, "s3cret pass\n", append([]string{"adduser", "dave", "--password-stdin"}, withConfig...)...), "dave")

@@ -65,16 +65,37 @@ var errRevocationPortTaken = errors.New("a port was taken before caddy bound it"
 // new ones.
 func revocationStartCaddy(t *testing.T, name, dsn string) *revocationCaddy {
 	t.Helper()
-	return revocationStartCaddyWith(t, name, dsn, "")
+	return revocationStartCaddySite(t, name, dsn, revocationSite)
 }
 
 // revocationStartCaddyWith is revocationStartCaddy with more token_auth
 // options (lines of the token_auth block).
 func revocationStartCaddyWith(t *testing.T, name, dsn, options string) *revocationCaddy {
 	t.Helper()
+	site := strings.Replace(revocationSite, "\t}\n\trespond", strings.ReplaceAll(options, "%", "%%")+"\n\t}\n\trespond", 1)
+	return revocationStartCaddySite(t, name, dsn, site)
+}
+
+// revocationSite is the site of revocationStartCaddy, with %[1]s where
+// the store block goes.
+const revocationSite = `	token_auth {
+		%[1]s
+		cache {
+			ttl 30s
+			negative_ttl 5s
+		}
+	}
+	respond "ok {http.auth.user.username}"
+`
+
+// revocationStartCaddySite is revocationStartCaddy serving site (with
+// %[1]s for the store block, as many times as it likes), which must
+// answer GET / without credentials with 401.
+func revocationStartCaddySite(t *testing.T, name, dsn, site string) *revocationCaddy {
+	t.Helper()
 	const attempts = 5
 	for attempt := 1; ; attempt++ {
-		c, err := revocationTryCaddy(t, name, dsn, options)
+		c, err := revocationTryCaddy(t, name, dsn, site)
 		if err == nil {
 			return c
 		}
@@ -86,7 +107,7 @@ func revocationStartCaddyWith(t *testing.T, name, dsn, options string) *revocati
 }
 
 // revocationTryCaddy is one attempt of revocationStartCaddy.
-func revocationTryCaddy(t *testing.T, name, dsn, options string) (*revocationCaddy, error) {
+func revocationTryCaddy(t *testing.T, name, dsn, site string) (*revocationCaddy, error) {
 	t.Helper()
 	u, err := url.Parse(dsn)
 	if err != nil {
@@ -105,21 +126,8 @@ func revocationTryCaddy(t *testing.T, name, dsn, options string) (*revocationCad
 }
 
 http://127.0.0.1:%d {
-	token_auth {
-		store postgres {
-			dsn %q
-			max_conns %d
-			notify
-		}
-		cache {
-			ttl 30s
-			negative_ttl 5s
-		}
-%s
-	}
-	respond "ok {http.auth.user.username}"
-}
-`, adminPort, port, u.String(), revocationMaxConns, options)
+%s}
+`, adminPort, port, fmt.Sprintf(site, fmt.Sprintf("store postgres {\n\t\t\tdsn %q\n\t\t\tmax_conns %d\n\t\t\tnotify\n\t\t}", u.String(), revocationMaxConns)))
 	config := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(config, []byte(caddyfile), 0o644); err != nil {
 		t.Fatal(err)

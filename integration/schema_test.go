@@ -24,8 +24,10 @@ import (
 	"github.com/tokenauth/caddy-tokenauth/store/sqlite"
 )
 
-// schemaTables are the tables token_auth creates.
-var schemaTables = []string{"auth_user", "authtoken_token"}
+// schemaTables are the tables token_auth creates: auth_user,
+// authtoken_token, and those of groups and permissions.
+var schemaTables = []string{"auth_user", "authtoken_token", "django_content_type", "auth_permission",
+	"auth_group", "auth_group_permissions", "auth_user_groups", "auth_user_user_permissions"}
 
 func TestSchemaMatchesDjangoMigrate(t *testing.T) {
 	djangoRequire(t)
@@ -124,7 +126,7 @@ func sqliteProvisionCreate(t *testing.T, path string) {
 	}
 }
 
-// sqliteSchema describes the two tables of the file at path: their and
+// sqliteSchema describes the tables of the file at path: their and
 // their indexes' rows of sqlite_master (the DDL, byte for byte; rootpage
 // left out), then what SQLite makes of them: columns, indexes with their
 // columns, and foreign keys.
@@ -184,18 +186,24 @@ func sqliteSchema(t *testing.T, path string) string {
 func testPGSchemaMatchesDjango(t *testing.T) {
 	django := pgSchema(t, djangoNewDB(t, "postgres").dsn)
 
-	// Django made the primary key of auth_user a serial column before 4.1
-	// and an identity column since; the store creates the latter (see
-	// store/postgres). With an older Django, its serial column counts as
-	// the identity column 4.1 and later make.
+	// Django made the primary keys (auth_user.id and the others but
+	// authtoken_token's) serial columns before 4.1 and identity columns
+	// since; the store creates the latter (see store/postgres). With an
+	// older Django, its serial columns count as the identity columns 4.1
+	// and later make.
 	if v := djangoVersion(t); pgDjangoBefore41(v) {
-		serial := "column auth_user 1 id integer - NO nextval('auth_user_id_seq'::regclass) NO -"
-		identity := "column auth_user 1 id integer - NO - YES BY DEFAULT"
-		if !strings.Contains(django, serial+"\n") {
-			t.Fatalf("Django %s made no serial auth_user.id:\n%s", v, django)
+		for _, table := range schemaTables {
+			if table == "authtoken_token" {
+				continue
+			}
+			serial := "column " + table + " 1 id integer - NO nextval('" + table + "_id_seq'::regclass) NO -"
+			identity := "column " + table + " 1 id integer - NO - YES BY DEFAULT"
+			if !strings.Contains(django, serial+"\n") {
+				t.Fatalf("Django %s made no serial %s.id:\n%s", v, table, django)
+			}
+			django = strings.Replace(django, serial+"\n", identity+"\n", 1)
 		}
-		django = strings.Replace(django, serial+"\n", identity+"\n", 1)
-		t.Logf("Django %s makes auth_user.id serial, not identity (4.1+): compared as identity", v)
+		t.Logf("Django %s makes the id columns serial, not identity (4.1+): compared as identity", v)
 	}
 
 	_, dsn := pgFreshDatabase(t, pgDSN(t))
@@ -215,7 +223,7 @@ func pgDjangoBefore41(version string) bool {
 	return major < 4 || (major == 4 && minor < 1)
 }
 
-// pgSchema describes the two tables in the public schema of the database
+// pgSchema describes the tables in the public schema of the database
 // of dsn: columns, constraints (with their names, definitions and
 // deferrability) and indexes, "-" standing for NULL.
 func pgSchema(t *testing.T, dsn string) string {

@@ -84,6 +84,8 @@ type NewUser struct {
 	// unusable one ("!…").
 	Password string
 	Active   bool
+	// Staff and Superuser are auth_user.is_staff and is_superuser.
+	Staff, Superuser bool
 }
 
 // Store is what the request path needs: a database with Django's
@@ -138,11 +140,13 @@ type Admin interface {
 	DeleteUserToken(ctx context.Context, username string) (bool, error)
 	// ListTokens lists every token with its user, ordered by username.
 	ListTokens(ctx context.Context) ([]Token, error)
-	// Migrate creates Django's auth_user and authtoken_token tables, with
-	// Django's exact DDL, where they are missing (and whatever else the
-	// store's options ask for, such as PostgreSQL's notify triggers). It
-	// never changes a table that exists, so running it again changes
-	// nothing.
+	// Migrate creates Django's auth_user and authtoken_token tables, and
+	// those of groups and permissions (django_content_type,
+	// auth_permission, auth_group, auth_group_permissions,
+	// auth_user_groups, auth_user_user_permissions), with Django's exact
+	// DDL, where they are missing (and whatever else the store's options
+	// ask for, such as PostgreSQL's notify triggers). It never changes a
+	// table that exists, so running it again changes nothing.
 	Migrate(ctx context.Context) error
 }
 
@@ -300,4 +304,53 @@ func GenerateKey() string {
 	var b [20]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	return hex.EncodeToString(b[:])
+}
+
+// UserPermissions is what `require` needs to know of a user, as Django's
+// ModelBackend sees it.
+type UserPermissions struct {
+	// Staff and Superuser are auth_user.is_staff and is_superuser.
+	Staff, Superuser bool
+	// Groups are the names (auth_group.name) of the groups the user is a
+	// member of (auth_user_groups), sorted bytewise.
+	Groups []string
+	// Perms are the user's own permissions (auth_user_user_permissions)
+	// and those of its groups (auth_group_permissions), each once, named
+	// as user.has_perm takes them, "<app_label>.<codename>"
+	// (django_content_type.app_label, auth_permission.codename), sorted
+	// bytewise. They are the rows as stored: that an active superuser has
+	// every permission, and an inactive user none, is for the caller to
+	// apply.
+	Perms []string
+}
+
+// Permissions is what `require` needs of a store: Django's auth_group,
+// auth_permission, django_content_type and their link tables, beside
+// auth_user. token_auth requires it of the store only when a handler
+// requires something of its users.
+type Permissions interface {
+	// UserPermissions returns the flags, groups and permissions of the
+	// user whose auth_user.id is userID (in decimal), in one query. An
+	// unknown user gives an error wrapping ErrNoUser.
+	UserPermissions(ctx context.Context, userID string) (UserPermissions, error)
+	// PermissionsPushed reports whether what Watch pushes includes every
+	// change to the answers of UserPermissions: to auth_user.is_staff and
+	// is_superuser, auth_user_groups, auth_user_user_permissions,
+	// auth_group_permissions, auth_group, auth_permission and
+	// django_content_type. Where it does not, a cache of them is bounded
+	// by time alone.
+	PermissionsPushed() bool
+}
+
+// Groups is what `caddy token groups` needs of a store.
+type Groups interface {
+	// EditGroups adds the user named username to the groups named in
+	// add, creating the auth_group rows that are missing as Django's
+	// Group.objects.get_or_create does, then removes it from those in
+	// remove (a group it is not in, or that does not exist, is no error),
+	// in one transaction; it returns the names of the groups that did not
+	// exist and were created, and the user's groups after the change,
+	// sorted bytewise. An unknown username gives an error wrapping
+	// ErrNoUser.
+	EditGroups(ctx context.Context, username string, add, remove []string) (created, groups []string, err error)
 }

@@ -41,6 +41,23 @@ Usage: drfcheck.py <command>, one JSON document on stdin, one on stdout.
                    value, every hasher of this Django installed, nothing
                    written back.
   tokenof       {"usernames": [str]} -> {username: key|null}
+  setupperms    {"perms": ["<app_label>.<codename>"],
+                 "groups": {name: ["<app_label>.<codename>"]},
+                 "users": [{"username", "active", "staff", "superuser",
+                            "groups": [name], "perms": [...]}]}
+                -> [{"username", "id", "token"}]
+                   Through the ORM as a project does it: each permission
+                   (and its content type) made with get_or_create, each
+                   group with its permissions, each user with create_user,
+                   then user.groups.add and user.user_permissions.add, and a
+                   token made with get_or_create.
+  permissions   {"requests": [{"method", "path", "authorization" (null: no
+                 header)}]}
+                -> [{"status", "body" (base64), "www_authenticate",
+                     "content_type"}]
+                   Through DRF's APIClient, to the views of
+                   tokenauth_site/urls.py under /perm/, each with its
+                   permission classes.
 
 The database is the one tokenauth_site.settings names (TOKENAUTH_DJANGO_DB or
 DATABASE_URL).
@@ -182,6 +199,64 @@ def tokenof(req):
     return keys
 
 
+def _permission(name):
+    from django.contrib.auth.models import Permission
+    from django.contrib.contenttypes.models import ContentType
+
+    app_label, codename = name.split(".", 1)
+    ct, _ = ContentType.objects.get_or_create(app_label=app_label, model=codename.split("_", 1)[-1])
+    perm, _ = Permission.objects.get_or_create(
+        content_type=ct, codename=codename, defaults={"name": "Can " + codename.replace("_", " ")}
+    )
+    return perm
+
+
+def setupperms(req):
+    from django.contrib.auth.models import Group
+
+    User = get_user_model()
+    for name in req.get("perms", []):
+        _permission(name)
+    for name, perms in req.get("groups", {}).items():
+        group, _ = Group.objects.get_or_create(name=name)
+        group.permissions.add(*[_permission(p) for p in perms or []])
+    out = []
+    for u in req["users"]:
+        user = User.objects.create_user(
+            username=u["username"],
+            password="unused-" + u["username"],
+            is_active=u.get("active", True),
+            is_staff=u.get("staff", False),
+            is_superuser=u.get("superuser", False),
+        )
+        if u.get("groups"):
+            user.groups.add(*[Group.objects.get(name=g) for g in u["groups"]])
+        if u.get("perms"):
+            user.user_permissions.add(*[_permission(p) for p in u["perms"]])
+        token = Token.objects.get_or_create(user=user)[0].key
+        out.append({"username": user.username, "id": user.pk, "token": token})
+    return out
+
+
+def permissions(req):
+    client = APIClient()
+    out = []
+    for r in req["requests"]:
+        extra = {}
+        if r.get("authorization") is not None:
+            extra["HTTP_AUTHORIZATION"] = r["authorization"]
+        resp = client.generic(r["method"], r["path"], **extra)
+        out.append(
+            {
+                "status": resp.status_code,
+                "body": base64.b64encode(resp.content).decode("ascii"),
+                "www_authenticate": resp.get("WWW-Authenticate"),
+                "content_type": resp.get("Content-Type"),
+            }
+        )
+    return out
+
+
 COMMANDS = {
     "createusers": createusers,
     "authenticate": check_password,
@@ -190,6 +265,8 @@ COMMANDS = {
     "makeusers": makeusers,
     "checkpassword": checkpassword,
     "tokenof": tokenof,
+    "setupperms": setupperms,
+    "permissions": permissions,
 }
 
 if __name__ == "__main__":

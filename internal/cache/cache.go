@@ -394,6 +394,12 @@ func (c *Cache[V]) Flush() {
 	}
 }
 
+// Generation changes with every Flush and Forget: a value made from the
+// answers of a load that began at another generation may be stale (what
+// Lookup drops); a caller keeping such values beside the cache compares
+// it.
+func (c *Cache[V]) Generation() uint64 { return c.gen.Load() }
+
 // Forget drops one key (logout), and any load in flight, which may have
 // read the key before it was deleted.
 func (c *Cache[V]) Forget(key string) {

@@ -12,6 +12,9 @@ const (
 	DetailInvalidChars  = "Invalid token header. Token string should not contain invalid characters."
 	DetailInvalidToken  = "Invalid token."
 	DetailInactive      = "User inactive or deleted."
+	// DetailPermissionDenied is PermissionDenied's, the answer to an
+	// authenticated user a permission class refuses (exceptions.py).
+	DetailPermissionDenied = "You do not have permission to perform this action."
 	// BasicAuthentication's messages (knox's LoginView).
 	DetailBasicNoCredentials = "Invalid basic header. No credentials provided."
 	DetailBasicSpaces        = "Invalid basic header. Credentials string should not contain spaces."
@@ -31,6 +34,8 @@ var (
 	ErrInvalidChars  = newError(DetailInvalidChars)
 	ErrInvalidToken  = newError(DetailInvalidToken)
 	ErrInactive      = newError(DetailInactive)
+	// ErrPermissionDenied is written with 403 and no challenge.
+	ErrPermissionDenied = newError(DetailPermissionDenied)
 	// BasicAuthentication's refusals.
 	ErrBasicNoCredentials = newError(DetailBasicNoCredentials)
 	ErrBasicSpaces        = newError(DetailBasicSpaces)

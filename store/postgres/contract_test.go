@@ -23,6 +23,9 @@ func TestKnoxContract(t *testing.T) {
 	storetest.RunKnox(t, contractFixture)
 }
 
+// djangoTables are the tables of Django the store makes (knox's apart).
+var djangoTables = append([]string{"auth_user", "authtoken_token"}, permissionTables...)
+
 // contractFixture is a store on a fresh schema made with create, and a
 // connection of the test's own to the same database.
 func contractFixture(t *testing.T) *storetest.Fixture {
@@ -31,7 +34,7 @@ func contractFixture(t *testing.T) *storetest.Fixture {
 	ctx := context.Background()
 	return &storetest.Fixture{
 		Store:          s,
-		Schema:         func(t *testing.T) string { return pgSchema(t, conn, s.Schema, "auth_user", "authtoken_token") },
+		Schema:         func(t *testing.T) string { return pgSchema(t, conn, s.Schema, djangoTables...) },
 		WantSchema:     djangoPGSchema(s.Schema),
 		KnoxSchema:     func(t *testing.T) string { return pgSchema(t, conn, s.Schema, "knox_authtoken") },
 		WantKnoxSchema: knoxPGSchema(s.Schema),
@@ -44,8 +47,18 @@ func contractFixture(t *testing.T) *storetest.Fixture {
 		Dump: func(t *testing.T) string { return pgDump(t, conn, s.Schema) },
 		DropTables: func(t *testing.T) {
 			t.Helper()
-			if _, err := conn.Exec(ctx, `DROP TABLE `+s.db.authToken+`, `+s.db.authUser); err != nil {
+			tables := append([]string{s.db.authToken, s.db.authUser}, s.db.perms.tables...)
+			if _, err := conn.Exec(ctx, `DROP TABLE `+strings.Join(tables, ", ")); err != nil {
 				t.Fatal(err)
+			}
+		},
+		Exec: func(t *testing.T, stmt string) {
+			t.Helper()
+			if _, err := conn.Exec(ctx, `SET search_path TO "`+s.Schema+`"`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conn.Exec(ctx, stmt); err != nil {
+				t.Fatalf("%s: %v", stmt, err)
 			}
 		},
 		UserID: func(t *testing.T, username string) string {
@@ -117,9 +130,19 @@ func contractFixture(t *testing.T) *storetest.Fixture {
 }
 
 // What `pg_dump` shows of the tables Django 4.2 and 5.2 make
-// (reference/drf-behaviour.md §2.7, §3.1), in schema.
+// (reference/drf-behaviour.md §2.7, §3.1): auth_user, authtoken_token and
+// those of groups and permissions, in schema.
 func djangoPGSchema(schema string) string {
 	return `columns:
+auth_group.id integer NOT NULL identity BY DEFAULT
+auth_group.name character varying(150) NOT NULL
+auth_group_permissions.id integer NOT NULL identity BY DEFAULT
+auth_group_permissions.group_id integer NOT NULL
+auth_group_permissions.permission_id integer NOT NULL
+auth_permission.id integer NOT NULL identity BY DEFAULT
+auth_permission.name character varying(255) NOT NULL
+auth_permission.content_type_id integer NOT NULL
+auth_permission.codename character varying(100) NOT NULL
 auth_user.id integer NOT NULL identity BY DEFAULT
 auth_user.password character varying(128) NOT NULL
 auth_user.last_login timestamp with time zone NULL
@@ -131,17 +154,53 @@ auth_user.email character varying(254) NOT NULL
 auth_user.is_staff boolean NOT NULL
 auth_user.is_active boolean NOT NULL
 auth_user.date_joined timestamp with time zone NOT NULL
+auth_user_groups.id integer NOT NULL identity BY DEFAULT
+auth_user_groups.user_id integer NOT NULL
+auth_user_groups.group_id integer NOT NULL
+auth_user_user_permissions.id integer NOT NULL identity BY DEFAULT
+auth_user_user_permissions.user_id integer NOT NULL
+auth_user_user_permissions.permission_id integer NOT NULL
 authtoken_token.key character varying(40) NOT NULL
 authtoken_token.created timestamp with time zone NOT NULL
 authtoken_token.user_id integer NOT NULL
+django_content_type.id integer NOT NULL identity BY DEFAULT
+django_content_type.app_label character varying(100) NOT NULL
+django_content_type.model character varying(100) NOT NULL
 indexes:
+auth_group_name_a6ea08ec_like: CREATE INDEX auth_group_name_a6ea08ec_like ON USING btree (name varchar_pattern_ops)
+auth_group_name_key: CREATE UNIQUE INDEX auth_group_name_key ON USING btree (name)
+auth_group_permissions_group_id_b120cbf9: CREATE INDEX auth_group_permissions_group_id_b120cbf9 ON USING btree (group_id)
+auth_group_permissions_group_id_permission_id_0cd325b0_uniq: CREATE UNIQUE INDEX auth_group_permissions_group_id_permission_id_0cd325b0_uniq ON USING btree (group_id, permission_id)
+auth_group_permissions_permission_id_84c5c92e: CREATE INDEX auth_group_permissions_permission_id_84c5c92e ON USING btree (permission_id)
+auth_group_permissions_pkey: CREATE UNIQUE INDEX auth_group_permissions_pkey ON USING btree (id)
+auth_group_pkey: CREATE UNIQUE INDEX auth_group_pkey ON USING btree (id)
+auth_permission_content_type_id_2f476e4b: CREATE INDEX auth_permission_content_type_id_2f476e4b ON USING btree (content_type_id)
+auth_permission_content_type_id_codename_01ab375a_uniq: CREATE UNIQUE INDEX auth_permission_content_type_id_codename_01ab375a_uniq ON USING btree (content_type_id, codename)
+auth_permission_pkey: CREATE UNIQUE INDEX auth_permission_pkey ON USING btree (id)
+auth_user_groups_group_id_97559544: CREATE INDEX auth_user_groups_group_id_97559544 ON USING btree (group_id)
+auth_user_groups_pkey: CREATE UNIQUE INDEX auth_user_groups_pkey ON USING btree (id)
+auth_user_groups_user_id_6a12ed8b: CREATE INDEX auth_user_groups_user_id_6a12ed8b ON USING btree (user_id)
+auth_user_groups_user_id_group_id_94350c0c_uniq: CREATE UNIQUE INDEX auth_user_groups_user_id_group_id_94350c0c_uniq ON USING btree (user_id, group_id)
 auth_user_pkey: CREATE UNIQUE INDEX auth_user_pkey ON USING btree (id)
+auth_user_user_permissions_permission_id_1fbb5f2c: CREATE INDEX auth_user_user_permissions_permission_id_1fbb5f2c ON USING btree (permission_id)
+auth_user_user_permissions_pkey: CREATE UNIQUE INDEX auth_user_user_permissions_pkey ON USING btree (id)
+auth_user_user_permissions_user_id_a95ead1b: CREATE INDEX auth_user_user_permissions_user_id_a95ead1b ON USING btree (user_id)
+auth_user_user_permissions_user_id_permission_id_14a6b632_uniq: CREATE UNIQUE INDEX auth_user_user_permissions_user_id_permission_id_14a6b632_uniq ON USING btree (user_id, permission_id)
 auth_user_username_6821ab7c_like: CREATE INDEX auth_user_username_6821ab7c_like ON USING btree (username varchar_pattern_ops)
 auth_user_username_key: CREATE UNIQUE INDEX auth_user_username_key ON USING btree (username)
 authtoken_token_key_10f0b77e_like: CREATE INDEX authtoken_token_key_10f0b77e_like ON USING btree (key varchar_pattern_ops)
 authtoken_token_pkey: CREATE UNIQUE INDEX authtoken_token_pkey ON USING btree (key)
 authtoken_token_user_id_key: CREATE UNIQUE INDEX authtoken_token_user_id_key ON USING btree (user_id)
+django_content_type_app_label_model_76bd3d3b_uniq: CREATE UNIQUE INDEX django_content_type_app_label_model_76bd3d3b_uniq ON USING btree (app_label, model)
+django_content_type_pkey: CREATE UNIQUE INDEX django_content_type_pkey ON USING btree (id)
 foreign keys:
+auth_group_permissio_permission_id_84c5c92e_fk_auth_perm: FOREIGN KEY (permission_id) REFERENCES ` + schema + `.auth_permission(id) DEFERRABLE INITIALLY DEFERRED
+auth_group_permissions_group_id_b120cbf9_fk_auth_group_id: FOREIGN KEY (group_id) REFERENCES ` + schema + `.auth_group(id) DEFERRABLE INITIALLY DEFERRED
+auth_permission_content_type_id_2f476e4b_fk_django_co: FOREIGN KEY (content_type_id) REFERENCES ` + schema + `.django_content_type(id) DEFERRABLE INITIALLY DEFERRED
+auth_user_groups_group_id_97559544_fk_auth_group_id: FOREIGN KEY (group_id) REFERENCES ` + schema + `.auth_group(id) DEFERRABLE INITIALLY DEFERRED
+auth_user_groups_user_id_6a12ed8b_fk_auth_user_id: FOREIGN KEY (user_id) REFERENCES ` + schema + `.auth_user(id) DEFERRABLE INITIALLY DEFERRED
+auth_user_user_permi_permission_id_1fbb5f2c_fk_auth_perm: FOREIGN KEY (permission_id) REFERENCES ` + schema + `.auth_permission(id) DEFERRABLE INITIALLY DEFERRED
+auth_user_user_permissions_user_id_a95ead1b_fk_auth_user_id: FOREIGN KEY (user_id) REFERENCES ` + schema + `.auth_user(id) DEFERRABLE INITIALLY DEFERRED
 authtoken_token_user_id_35299eff_fk_auth_user_id: FOREIGN KEY (user_id) REFERENCES ` + schema + `.auth_user(id) DEFERRABLE INITIALLY DEFERRED
 identity sequence: ` + schema + `.auth_user_id_seq
 `
@@ -243,4 +302,6 @@ var _ interface {
 	store.Admin
 	store.KnoxAdmin
 	store.Watcher
+	store.Permissions
+	store.Groups
 } = (*Postgres)(nil)

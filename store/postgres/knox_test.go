@@ -408,7 +408,7 @@ func TestTriggersPresentCountKnoxOnlyWhereItIs(t *testing.T) {
 		t.Fatal(err)
 	}
 	trig, _ := ourTriggers(t, conn)
-	want := []string{"public.auth_user:token_auth_notify", "public.authtoken_token:token_auth_notify", "public.knox_authtoken:token_auth_notify", "public.knox_authtoken:token_auth_notify_update"}
+	want := withPermissionTriggers("public", "public.auth_user:token_auth_notify", "public.authtoken_token:token_auth_notify", "public.knox_authtoken:token_auth_notify", "public.knox_authtoken:token_auth_notify_update")
 	if !slices.Equal(trig, want) {
 		t.Errorf("after MigrateKnox with notify: triggers %v, want %v", trig, want)
 	}
@@ -453,7 +453,7 @@ func TestNotifyInstallsKnoxTriggersWhereTheTableIs(t *testing.T) {
 			t.Fatal(err)
 		}
 		trig, _ := ourTriggers(t, conn)
-		want := []string{"public.auth_user:token_auth_notify", "public.authtoken_token:token_auth_notify", "public.knox_authtoken:token_auth_notify", "public.knox_authtoken:token_auth_notify_update"}
+		want := withPermissionTriggers("public", "public.auth_user:token_auth_notify", "public.authtoken_token:token_auth_notify", "public.knox_authtoken:token_auth_notify", "public.knox_authtoken:token_auth_notify_update")
 		if !slices.Equal(trig, want) {
 			t.Errorf("provision %d with notify: triggers %v, want %v", i+1, trig, want)
 		}

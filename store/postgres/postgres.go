@@ -61,9 +61,10 @@ type Postgres struct {
 	// public), as Django finds them.
 	Schema string `json:"schema,omitempty"`
 
-	// Create makes Django's two tables (auth_user, authtoken_token, with
-	// the DDL Django's migrate runs, indexes and constraints included),
-	// and the schema if one is named, where they are missing; it never
+	// Create makes Django's tables (auth_user, authtoken_token, and those
+	// of groups and permissions, with the DDL Django's migrate runs,
+	// indexes and constraints included), and the schema if one is named,
+	// where they are missing; it never
 	// changes tables that exist. Default: false (the tables must be there:
 	// run Django's migrate, or `caddy token migrate`).
 	Create bool `json:"create,omitempty"`
@@ -71,13 +72,18 @@ type Postgres struct {
 	// Notify installs, where missing, a trigger function (token_auth_notify,
 	// in the schema) and statement-level triggers on authtoken_token
 	// (INSERT, UPDATE, DELETE, TRUNCATE) and auth_user (UPDATE of id,
-	// username or is_active, DELETE, TRUNCATE), and where knox_authtoken
-	// is there two on it (DELETE, TRUNCATE; an UPDATE of a row unless it
-	// only moves expiry later, as knox's auto-refresh does), that send a
-	// NOTIFY on the channel token_auth, so that every Caddy sharing the
-	// database drops
-	// its cached lookups within milliseconds of a change made by anyone,
-	// Django included. It never changes triggers that exist. Triggers
+	// username or is_active, DELETE, TRUNCATE; and a second one,
+	// token_auth_notify_flags, on UPDATE of is_staff or is_superuser), on
+	// each of Django's tables of groups and permissions where they are
+	// there (django_content_type, auth_permission, auth_group,
+	// auth_group_permissions, auth_user_groups,
+	// auth_user_user_permissions: INSERT, UPDATE, DELETE, TRUNCATE), and
+	// where knox_authtoken is there two on it (DELETE, TRUNCATE; an UPDATE
+	// of a row unless it only moves expiry later, as knox's auto-refresh
+	// does), that send a NOTIFY on the channel token_auth, so that every
+	// Caddy sharing the database drops its cached lookups within
+	// milliseconds of a change made by anyone, Django included. It never
+	// changes triggers that exist. Triggers
 	// installed earlier (by another Caddy, or `caddy token migrate
 	// --notify`) are used without this option. Default: false (the
 	// database may belong to Django: nothing is installed unless asked).

@@ -73,7 +73,7 @@ func (d *database) installTriggers(ctx context.Context, tx pgx.Tx) error {
 			return fmt.Errorf("creating trigger %s on %s: %w", t.name, t.table, err)
 		}
 	}
-	return nil
+	return d.installPermissionTriggers(ctx, tx)
 }
 
 // triggersPresent tells whether each table that is there carries

@@ -133,7 +133,7 @@ func waitListening(t *testing.T, s *Postgres, n int64) {
 func ourTriggers(t *testing.T, conn *pgx.Conn) (triggers, functionSchemas []string) {
 	t.Helper()
 	ctx := context.Background()
-	rows, err := conn.Query(ctx, `SELECT c.relnamespace::regnamespace::text || '.' || c.relname || ':' || t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE t.tgname IN ('token_auth_notify', 'token_auth_notify_update') ORDER BY 1`)
+	rows, err := conn.Query(ctx, `SELECT c.relnamespace::regnamespace::text || '.' || c.relname || ':' || t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE t.tgname IN ('token_auth_notify', 'token_auth_notify_update', 'token_auth_notify_flags') ORDER BY 1`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,6 +141,7 @@ func ourTriggers(t *testing.T, conn *pgx.Conn) (triggers, functionSchemas []stri
 	if err != nil {
 		t.Fatal(err)
 	}
+	slices.Sort(triggers) // bytewise, whatever the database's collation
 	rows, err = conn.Query(ctx, `SELECT pronamespace::regnamespace::text FROM pg_proc WHERE proname = 'token_auth_notify' ORDER BY 1`)
 	if err != nil {
 		t.Fatal(err)
@@ -195,7 +196,7 @@ func TestNotifyInstallsTriggersOnlyWhenAskedAndIdempotently(t *testing.T) {
 				t.Error("without triggers Watch says changes are pushed")
 			}
 
-			want := []string{where + ".auth_user:token_auth_notify", where + ".authtoken_token:token_auth_notify"}
+			want := withPermissionTriggers(where, where+".auth_user:token_auth_notify", where+".authtoken_token:token_auth_notify")
 			for i := range 2 {
 				s, err := load(t, cfg("notify"))
 				if err != nil {
@@ -626,8 +627,9 @@ func TestListenerLogsNoPassword(t *testing.T) {
 }
 
 // The triggers as `migrate --notify` installs them fire on TRUNCATE of
-// either table and on an UPDATE of each identity column of auth_user, and
-// not on a login's last_login update. A connection of the test's own
+// any table, on an UPDATE of each identity column of auth_user and of
+// is_staff and is_superuser, on any change to the tables of groups and
+// permissions, and not on a login's last_login update. A connection of the test's own
 // LISTENs; after each statement it sends a marker, and the notifications
 // received before the marker are the statement's (the queue is in commit
 // order), so "none" needs no waiting.
@@ -685,8 +687,24 @@ func TestTriggersFireOnTruncateAndIdentityUpdatesOnly(t *testing.T) {
 		{"UPDATE of auth_user.id", `UPDATE "auth_user" SET "id" = "id" + 1000 WHERE "username" = 'tokenless'`, []string{"auth_user"}},
 		{"UPDATE of authtoken_token", `UPDATE "authtoken_token" SET "created" = now()`, []string{"authtoken_token"}},
 		{"TRUNCATE authtoken_token", `TRUNCATE "authtoken_token"`, []string{"authtoken_token"}},
-		// As Django's flush runs it; auth_user cannot be truncated alone.
-		{"TRUNCATE auth_user (manage.py flush)", `TRUNCATE "auth_user", "authtoken_token"`, []string{"auth_user", "authtoken_token"}},
+		// What require reads: the flags (by the second trigger on
+		// auth_user), and the tables of groups and permissions.
+		{"UPDATE of auth_user.is_staff", `UPDATE "auth_user" SET "is_staff" = true WHERE "username" = 'johnny'`, []string{"auth_user"}},
+		{"UPDATE of auth_user.is_superuser", `UPDATE "auth_user" SET "is_superuser" = true WHERE "username" = 'johnny'`, []string{"auth_user"}},
+		{"INSERT into django_content_type", `INSERT INTO "django_content_type" ("app_label", "model") VALUES ('reports', 'report')`, []string{"django_content_type"}},
+		{"INSERT into auth_permission", `INSERT INTO "auth_permission" ("name", "content_type_id", "codename") SELECT 'Can view report', "id", 'view_report' FROM "django_content_type"`, []string{"auth_permission"}},
+		{"INSERT into auth_group", `INSERT INTO "auth_group" ("name") VALUES ('editors')`, []string{"auth_group"}},
+		{"INSERT into auth_user_groups", `INSERT INTO "auth_user_groups" ("user_id", "group_id") SELECT u."id", g."id" FROM "auth_user" u, "auth_group" g`, []string{"auth_user_groups"}},
+		{"INSERT into auth_group_permissions", `INSERT INTO "auth_group_permissions" ("group_id", "permission_id") SELECT g."id", p."id" FROM "auth_group" g, "auth_permission" p`, []string{"auth_group_permissions"}},
+		{"INSERT into auth_user_user_permissions", `INSERT INTO "auth_user_user_permissions" ("user_id", "permission_id") SELECT u."id", p."id" FROM "auth_user" u, "auth_permission" p`, []string{"auth_user_user_permissions"}},
+		{"UPDATE of auth_group.name", `UPDATE "auth_group" SET "name" = 'writers'`, []string{"auth_group"}},
+		{"UPDATE of auth_permission.codename", `UPDATE "auth_permission" SET "codename" = 'see_report'`, []string{"auth_permission"}},
+		{"UPDATE of django_content_type.app_label", `UPDATE "django_content_type" SET "app_label" = 'papers'`, []string{"django_content_type"}},
+		{"DELETE from auth_user_groups", `DELETE FROM "auth_user_groups"`, []string{"auth_user_groups"}},
+		// As Django's flush runs it: every table at once (auth_user cannot
+		// be truncated alone).
+		{"TRUNCATE of every table (manage.py flush)", `TRUNCATE "auth_user", "authtoken_token", "django_content_type", "auth_permission", "auth_group", "auth_group_permissions", "auth_user_groups", "auth_user_user_permissions"`,
+			[]string{"auth_group", "auth_group_permissions", "auth_permission", "auth_user", "auth_user_groups", "auth_user_user_permissions", "authtoken_token", "django_content_type"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if got := notified(t, c.sql); !slices.Equal(got, c.want) {

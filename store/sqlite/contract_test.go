@@ -17,14 +17,38 @@ import (
 )
 
 // Django's tables as `manage.py migrate` leaves them in sqlite_master
-// (Django 3.2–5.2), written out here rather than taken from the store's
-// own DDL, so that a change to that DDL shows.
-const djangoSQLiteSchema = `index sqlite_autoindex_auth_user_1 on auth_user: NULL
+// (Django 3.2–5.2): auth_user, authtoken_token and those of groups and
+// permissions, written out here rather than taken from the store's own
+// DDL, so that a change to that DDL shows.
+const djangoSQLiteSchema = `index auth_group_permissions_group_id_b120cbf9 on auth_group_permissions: CREATE INDEX "auth_group_permissions_group_id_b120cbf9" ON "auth_group_permissions" ("group_id")
+index auth_group_permissions_group_id_permission_id_0cd325b0_uniq on auth_group_permissions: CREATE UNIQUE INDEX "auth_group_permissions_group_id_permission_id_0cd325b0_uniq" ON "auth_group_permissions" ("group_id", "permission_id")
+index auth_group_permissions_permission_id_84c5c92e on auth_group_permissions: CREATE INDEX "auth_group_permissions_permission_id_84c5c92e" ON "auth_group_permissions" ("permission_id")
+index auth_permission_content_type_id_2f476e4b on auth_permission: CREATE INDEX "auth_permission_content_type_id_2f476e4b" ON "auth_permission" ("content_type_id")
+index auth_permission_content_type_id_codename_01ab375a_uniq on auth_permission: CREATE UNIQUE INDEX "auth_permission_content_type_id_codename_01ab375a_uniq" ON "auth_permission" ("content_type_id", "codename")
+index auth_user_groups_group_id_97559544 on auth_user_groups: CREATE INDEX "auth_user_groups_group_id_97559544" ON "auth_user_groups" ("group_id")
+index auth_user_groups_user_id_6a12ed8b on auth_user_groups: CREATE INDEX "auth_user_groups_user_id_6a12ed8b" ON "auth_user_groups" ("user_id")
+index auth_user_groups_user_id_group_id_94350c0c_uniq on auth_user_groups: CREATE UNIQUE INDEX "auth_user_groups_user_id_group_id_94350c0c_uniq" ON "auth_user_groups" ("user_id", "group_id")
+index auth_user_user_permissions_permission_id_1fbb5f2c on auth_user_user_permissions: CREATE INDEX "auth_user_user_permissions_permission_id_1fbb5f2c" ON "auth_user_user_permissions" ("permission_id")
+index auth_user_user_permissions_user_id_a95ead1b on auth_user_user_permissions: CREATE INDEX "auth_user_user_permissions_user_id_a95ead1b" ON "auth_user_user_permissions" ("user_id")
+index auth_user_user_permissions_user_id_permission_id_14a6b632_uniq on auth_user_user_permissions: CREATE UNIQUE INDEX "auth_user_user_permissions_user_id_permission_id_14a6b632_uniq" ON "auth_user_user_permissions" ("user_id", "permission_id")
+index django_content_type_app_label_model_76bd3d3b_uniq on django_content_type: CREATE UNIQUE INDEX "django_content_type_app_label_model_76bd3d3b_uniq" ON "django_content_type" ("app_label", "model")
+index sqlite_autoindex_auth_group_1 on auth_group: NULL
+index sqlite_autoindex_auth_user_1 on auth_user: NULL
 index sqlite_autoindex_authtoken_token_1 on authtoken_token: NULL
 index sqlite_autoindex_authtoken_token_2 on authtoken_token: NULL
+table auth_group on auth_group: CREATE TABLE "auth_group" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "name" varchar(150) NOT NULL UNIQUE)
+table auth_group_permissions on auth_group_permissions: CREATE TABLE "auth_group_permissions" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "group_id" integer NOT NULL REFERENCES "auth_group" ("id") DEFERRABLE INITIALLY DEFERRED, "permission_id" integer NOT NULL REFERENCES "auth_permission" ("id") DEFERRABLE INITIALLY DEFERRED)
+table auth_permission on auth_permission: CREATE TABLE "auth_permission" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "content_type_id" integer NOT NULL REFERENCES "django_content_type" ("id") DEFERRABLE INITIALLY DEFERRED, "codename" varchar(100) NOT NULL, "name" varchar(255) NOT NULL)
 table auth_user on auth_user: CREATE TABLE "auth_user" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "password" varchar(128) NOT NULL, "last_login" datetime NULL, "is_superuser" bool NOT NULL, "username" varchar(150) NOT NULL UNIQUE, "last_name" varchar(150) NOT NULL, "email" varchar(254) NOT NULL, "is_staff" bool NOT NULL, "is_active" bool NOT NULL, "date_joined" datetime NOT NULL, "first_name" varchar(150) NOT NULL)
+table auth_user_groups on auth_user_groups: CREATE TABLE "auth_user_groups" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "user_id" integer NOT NULL REFERENCES "auth_user" ("id") DEFERRABLE INITIALLY DEFERRED, "group_id" integer NOT NULL REFERENCES "auth_group" ("id") DEFERRABLE INITIALLY DEFERRED)
+table auth_user_user_permissions on auth_user_user_permissions: CREATE TABLE "auth_user_user_permissions" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "user_id" integer NOT NULL REFERENCES "auth_user" ("id") DEFERRABLE INITIALLY DEFERRED, "permission_id" integer NOT NULL REFERENCES "auth_permission" ("id") DEFERRABLE INITIALLY DEFERRED)
 table authtoken_token on authtoken_token: CREATE TABLE "authtoken_token" ("key" varchar(40) NOT NULL PRIMARY KEY, "created" datetime NOT NULL, "user_id" integer NOT NULL UNIQUE REFERENCES "auth_user" ("id") DEFERRABLE INITIALLY DEFERRED)
+table django_content_type on django_content_type: CREATE TABLE "django_content_type" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "app_label" varchar(100) NOT NULL, "model" varchar(100) NOT NULL)
 `
+
+// djangoTables are the tables the store makes (knox's apart).
+var djangoTables = []string{"auth_user", "authtoken_token", "django_content_type", "auth_permission", "auth_group",
+	"auth_group_permissions", "auth_user_groups", "auth_user_user_permissions"}
 
 func TestContract(t *testing.T) {
 	storetest.Run(t, contractFixture)
@@ -49,7 +73,7 @@ func contractFixture(t *testing.T) *storetest.Fixture {
 	}
 	return &storetest.Fixture{
 		Store:      s,
-		Schema:     func(t *testing.T) string { return sqliteSchema(t, raw, "auth_user", "authtoken_token") },
+		Schema:     func(t *testing.T) string { return sqliteSchema(t, raw, djangoTables...) },
 		WantSchema: djangoSQLiteSchema,
 		KnoxSchema: func(t *testing.T) string { return sqliteSchema(t, raw, "knox_authtoken") },
 		// As real knox made it (../../testdata/knox/knox.sqlite3).
@@ -61,7 +85,13 @@ func contractFixture(t *testing.T) *storetest.Fixture {
 		Dump: func(t *testing.T) string { return sqliteDump(t, raw, path) },
 		DropTables: func(t *testing.T) {
 			t.Helper()
-			sqlExecOn(t, raw, `DROP TABLE "authtoken_token"`, `DROP TABLE "auth_user"`)
+			sqlExecOn(t, raw, `DROP TABLE "authtoken_token"`, `DROP TABLE "auth_user_groups"`, `DROP TABLE "auth_user_user_permissions"`,
+				`DROP TABLE "auth_group_permissions"`, `DROP TABLE "auth_group"`, `DROP TABLE "auth_permission"`,
+				`DROP TABLE "django_content_type"`, `DROP TABLE "auth_user"`)
+		},
+		Exec: func(t *testing.T, stmt string) {
+			t.Helper()
+			sqlExecOn(t, raw, stmt)
 		},
 		UserID: func(t *testing.T, username string) string {
 			t.Helper()
@@ -269,4 +299,6 @@ var _ interface {
 	store.Admin
 	store.KnoxAdmin
 	store.Watcher
+	store.Permissions
+	store.Groups
 } = (*SQLite)(nil)

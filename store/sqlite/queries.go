@@ -57,9 +57,10 @@ const (
 	deleteTokenByKeySQL = `DELETE FROM "authtoken_token" WHERE "key" = ?`
 	setPasswordSQL      = `UPDATE "auth_user" SET "password" = ? WHERE "username" = ?`
 	userExistsSQL       = `SELECT EXISTS (SELECT 1 FROM "auth_user" WHERE "username" = ?)`
-	// As Django's UserManager.create_user leaves a row: not staff, not
-	// superuser, empty names and email, joined now, never logged in.
-	insertUserSQL = `INSERT INTO "auth_user" ("password", "last_login", "is_superuser", "username", "last_name", "email", "is_staff", "is_active", "date_joined", "first_name") VALUES (?, NULL, 0, ?, '', '', 0, ?, ?, '')`
+	// As Django's UserManager.create_user leaves a row (staff and
+	// superuser as given): empty names and email, joined now, never
+	// logged in.
+	insertUserSQL = `INSERT INTO "auth_user" ("password", "last_login", "is_superuser", "username", "last_name", "email", "is_staff", "is_active", "date_joined", "first_name") VALUES (?, NULL, ?, ?, '', '', ?, ?, ?, '')`
 	listTokensSQL = `SELECT "auth_user"."username", "authtoken_token"."key", CAST("authtoken_token"."created" AS TEXT) FROM "authtoken_token" INNER JOIN "auth_user" ON ("authtoken_token"."user_id" = "auth_user"."id") ORDER BY "auth_user"."username"`
 
 	// knox_authtoken (knox.go): django-rest-knox's tokens, which hold a
@@ -159,7 +160,8 @@ func (d *database) Destruct() error {
 	return d.retire(old, moved)
 }
 
-// migrate creates the tables that are missing, and nothing else.
+// migrate creates the tables that are missing (auth_user,
+// authtoken_token, and those of groups and permissions), and nothing else.
 func migrate(ctx context.Context, db *sql.DB) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -178,6 +180,11 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		if _, err := tx.ExecContext(ctx, t.ddl); err != nil {
 			return fmt.Errorf("creating table %s: %w", t.name, err)
 		}
+		created = true
+	}
+	if made, err := createPermissionTables(ctx, tx); err != nil {
+		return err
+	} else if made {
 		created = true
 	}
 	if err := tx.Commit(); err != nil {
@@ -408,7 +415,7 @@ func (d *database) addUser(ctx context.Context, u store.NewUser) error {
 			return fmt.Errorf("user %s: %w", u.Username, store.ErrUserExists)
 		}
 		_, err := tx.ExecContext(ctx, insertUserSQL,
-			u.Password, u.Username, u.Active, djangoText(time.Now()))
+			u.Password, u.Superuser, u.Username, u.Staff, u.Active, djangoText(time.Now()))
 		if err != nil {
 			return fmt.Errorf("inserting user: %w", err)
 		}
@@ -469,3 +476,69 @@ func parseDjangoTime(s string) time.Time {
 	}
 	return time.Time{}
 }
+
+// ---- permissions (permissions.go): Django's tables of groups and
+// permissions, and the statements of `require` and `caddy token groups`.
+
+// Django's DDL for the tables of contenttypes and auth beside auth_user,
+// byte for byte as `manage.py migrate` leaves it in sqlite_master (Django
+// 3.2–5.2), each table with its indexes, in an order that creates a table
+// after those it references.
+var ddlPermissions = []struct {
+	table string
+	ddl   []string
+}{
+	{"django_content_type", []string{
+		`CREATE TABLE "django_content_type" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "app_label" varchar(100) NOT NULL, "model" varchar(100) NOT NULL)`,
+		`CREATE UNIQUE INDEX "django_content_type_app_label_model_76bd3d3b_uniq" ON "django_content_type" ("app_label", "model")`,
+	}},
+	{"auth_permission", []string{
+		`CREATE TABLE "auth_permission" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "content_type_id" integer NOT NULL REFERENCES "django_content_type" ("id") DEFERRABLE INITIALLY DEFERRED, "codename" varchar(100) NOT NULL, "name" varchar(255) NOT NULL)`,
+		`CREATE UNIQUE INDEX "auth_permission_content_type_id_codename_01ab375a_uniq" ON "auth_permission" ("content_type_id", "codename")`,
+		`CREATE INDEX "auth_permission_content_type_id_2f476e4b" ON "auth_permission" ("content_type_id")`,
+	}},
+	{"auth_group", []string{
+		`CREATE TABLE "auth_group" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "name" varchar(150) NOT NULL UNIQUE)`,
+	}},
+	{"auth_group_permissions", []string{
+		`CREATE TABLE "auth_group_permissions" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "group_id" integer NOT NULL REFERENCES "auth_group" ("id") DEFERRABLE INITIALLY DEFERRED, "permission_id" integer NOT NULL REFERENCES "auth_permission" ("id") DEFERRABLE INITIALLY DEFERRED)`,
+		`CREATE UNIQUE INDEX "auth_group_permissions_group_id_permission_id_0cd325b0_uniq" ON "auth_group_permissions" ("group_id", "permission_id")`,
+		`CREATE INDEX "auth_group_permissions_group_id_b120cbf9" ON "auth_group_permissions" ("group_id")`,
+		`CREATE INDEX "auth_group_permissions_permission_id_84c5c92e" ON "auth_group_permissions" ("permission_id")`,
+	}},
+	{"auth_user_groups", []string{
+		`CREATE TABLE "auth_user_groups" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "user_id" integer NOT NULL REFERENCES "auth_user" ("id") DEFERRABLE INITIALLY DEFERRED, "group_id" integer NOT NULL REFERENCES "auth_group" ("id") DEFERRABLE INITIALLY DEFERRED)`,
+		`CREATE UNIQUE INDEX "auth_user_groups_user_id_group_id_94350c0c_uniq" ON "auth_user_groups" ("user_id", "group_id")`,
+		`CREATE INDEX "auth_user_groups_user_id_6a12ed8b" ON "auth_user_groups" ("user_id")`,
+		`CREATE INDEX "auth_user_groups_group_id_97559544" ON "auth_user_groups" ("group_id")`,
+	}},
+	{"auth_user_user_permissions", []string{
+		`CREATE TABLE "auth_user_user_permissions" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "user_id" integer NOT NULL REFERENCES "auth_user" ("id") DEFERRABLE INITIALLY DEFERRED, "permission_id" integer NOT NULL REFERENCES "auth_permission" ("id") DEFERRABLE INITIALLY DEFERRED)`,
+		`CREATE UNIQUE INDEX "auth_user_user_permissions_user_id_permission_id_14a6b632_uniq" ON "auth_user_user_permissions" ("user_id", "permission_id")`,
+		`CREATE INDEX "auth_user_user_permissions_user_id_a95ead1b" ON "auth_user_user_permissions" ("user_id")`,
+		`CREATE INDEX "auth_user_user_permissions_permission_id_1fbb5f2c" ON "auth_user_user_permissions" ("permission_id")`,
+	}},
+}
+
+// The statements of permissions.go, in the order of
+// store/postgres/queries.go, under the same names.
+const (
+	// The one query of a user's permissions, by auth_user's primary key:
+	// the flags, then the groups and the permissions (the user's own and
+	// its groups', each once) as JSON arrays, through the indexes Django
+	// makes on user_id and group_id.
+	userPermissionsSQL = `SELECT "auth_user"."is_staff", "auth_user"."is_superuser", ` +
+		`(SELECT json_group_array("auth_group"."name") FROM "auth_user_groups" INNER JOIN "auth_group" ON ("auth_user_groups"."group_id" = "auth_group"."id") WHERE "auth_user_groups"."user_id" = "auth_user"."id"), ` +
+		`(SELECT json_group_array(DISTINCT "django_content_type"."app_label" || '.' || "auth_permission"."codename") FROM "auth_permission" INNER JOIN "django_content_type" ON ("auth_permission"."content_type_id" = "django_content_type"."id") ` +
+		`WHERE "auth_permission"."id" IN (SELECT "permission_id" FROM "auth_user_user_permissions" WHERE "user_id" = "auth_user"."id") ` +
+		`OR "auth_permission"."id" IN (SELECT "auth_group_permissions"."permission_id" FROM "auth_group_permissions" INNER JOIN "auth_user_groups" ON ("auth_group_permissions"."group_id" = "auth_user_groups"."group_id") WHERE "auth_user_groups"."user_id" = "auth_user"."id")) ` +
+		`FROM "auth_user" WHERE "auth_user"."id" = ?`
+
+	// Group.objects.get_or_create(name=…): the row, then its id.
+	insertGroupSQL = `INSERT INTO "auth_group" ("name") VALUES (?) ON CONFLICT ("name") DO NOTHING`
+	groupIDSQL     = `SELECT "id" FROM "auth_group" WHERE "name" = ?`
+	// user.groups.add(group), user.groups.remove(group).
+	addUserGroupSQL    = `INSERT INTO "auth_user_groups" ("user_id", "group_id") VALUES (?, ?) ON CONFLICT ("user_id", "group_id") DO NOTHING`
+	removeUserGroupSQL = `DELETE FROM "auth_user_groups" WHERE "user_id" = ? AND "group_id" IN (SELECT "id" FROM "auth_group" WHERE "name" = ?)`
+	userGroupsSQL      = `SELECT "auth_group"."name" FROM "auth_user_groups" INNER JOIN "auth_group" ON ("auth_user_groups"."group_id" = "auth_group"."id") WHERE "auth_user_groups"."user_id" = ?`
+)

@@ -43,9 +43,10 @@ type SQLite struct {
 	// store.
 	Path string `json:"path,omitempty"`
 
-	// Create makes the file and Django's two tables (auth_user,
-	// authtoken_token, with Django's exact DDL) when they are missing; it
-	// never changes tables that exist. Default: true for the embedded
+	// Create makes the file and Django's tables (auth_user,
+	// authtoken_token, and those of groups and permissions, with Django's
+	// exact DDL) when they are missing; it never changes tables that
+	// exist. Default: true for the embedded
 	// store, false for a named Path.
 	Create bool `json:"create,omitempty"`
 

@@ -1,8 +1,9 @@
 // Package storetest is the contract every token store passes: one suite,
 // run by each store's own tests (storetest.Run, and storetest.RunKnox for
 // a store with knox's tables), that pins down what every method of
-// store.Store, store.Logins, store.Admin, store.Knox and store.KnoxAdmin
-// means, the sentinel errors included, Django's and knox's exact tables,
+// store.Store, store.Logins, store.Admin, store.Permissions, store.Groups,
+// store.Knox and store.KnoxAdmin means, the sentinel errors included,
+// Django's and knox's exact tables,
 // and how a store fails when its database does not answer. A store's SQL
 // may differ from another's where the dialects do; this suite is what
 // proves that they agree.
@@ -18,6 +19,8 @@ import (
 type Store interface {
 	store.Store
 	store.Admin
+	store.Permissions
+	store.Groups
 }
 
 // Fixture is one store under test, on a database of its own (a file, a
@@ -26,15 +29,21 @@ type Store interface {
 type Fixture struct {
 	Store Store
 
-	// Schema describes the two tables as the database holds them: their
-	// DDL, or what the database makes of it (columns, indexes,
-	// constraints), in a form of the store's choosing. WantSchema is what
-	// Schema gives for the tables Django's migrate makes.
+	// Schema describes the tables the store makes (auth_user,
+	// authtoken_token, and those of groups and permissions) as the
+	// database holds them: their DDL, or what the database makes of it
+	// (columns, indexes, constraints), in a form of the store's choosing.
+	// WantSchema is what Schema gives for the tables Django's migrate
+	// makes.
 	Schema     func(t *testing.T) string
 	WantSchema string
 
-	// DropTables drops both tables.
+	// DropTables drops every table the store makes.
 	DropTables func(t *testing.T)
+
+	// Exec runs one statement, which names Django's tables unqualified,
+	// on the store's database (in its schema).
+	Exec func(t *testing.T, stmt string)
 
 	// UserID is auth_user.id of the user named username, in decimal.
 	UserID func(t *testing.T, username string) string
@@ -87,4 +96,5 @@ func Run(t *testing.T, open func(t *testing.T) *Fixture) {
 	t.Run("MigrateMakesDjangosTablesAndIsIdempotent", func(t *testing.T) { testMigrate(t, open) })
 	t.Run("UnavailableOnATimeoutWrapsTheDeadline", func(t *testing.T) { testTimeout(t, open) })
 	t.Run("UnavailableWithItsCauseOnAStoppedDatabase", func(t *testing.T) { testStopped(t, open) })
+	runPermissions(t, open)
 }
