@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tokenauth/caddy-tokenauth/internal/knox"
 	"github.com/tokenauth/caddy-tokenauth/password"
@@ -308,6 +309,12 @@ func TestKnoxLimitPerUser(t *testing.T) {
 		h.Tokens.LimitPerUser = 2
 	})
 	limit := `{"error":"Maximum amount of tokens allowed per user exceeded."}`
+	limited := testutil.ToFloat64(loginTokenLimit)
+	defer func() {
+		if n := testutil.ToFloat64(loginTokenLimit) - limited; n != 3 {
+			t.Errorf("login_attempts_total{result=\"token_limit\"} moved by %v, want 3", n)
+		}
+	}()
 	lastLogin := func(id int) string {
 		var s sql.NullString
 		_ = kf.db.QueryRow(`SELECT last_login FROM auth_user WHERE id = ?`, id).Scan(&s)
