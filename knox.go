@@ -144,12 +144,13 @@ func (h *TokenAuth) touch(t *tokenState) {
 	}
 }
 
-// closeKnox writes what the queues hold and stops them.
+// closeKnox writes what the queues hold and stops them. The queues stay in
+// place: a request of the old config still running after Cleanup writes
+// through a closed queue at once (writeback's Put after Close).
 func (h *TokenAuth) closeKnox() {
 	for _, q := range []*writeback.Queue[string, time.Time]{h.refresh, h.cleanup} {
 		if q != nil {
 			q.Close()
 		}
 	}
-	h.refresh, h.cleanup = nil, nil
 }

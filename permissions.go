@@ -283,6 +283,10 @@ type handlerPerms struct {
 	groups    bool // counted in needs.groups
 	permStore store.Permissions
 	users     *usersCache // the cache's, with knox tokens (see userPerms)
+	// released is set by the first cleanupPermissions. The fields stay as
+	// they are: requests of the old config still running after Cleanup
+	// read them.
+	released atomic.Bool
 }
 
 // requirement is a Requirement with its names as bits.
@@ -370,7 +374,7 @@ func (h *TokenAuth) permissionsPushed() bool {
 // call gives back nothing.
 func (h *TokenAuth) cleanupPermissions() {
 	hp := h.perms
-	if hp == nil || hp.needs == nil {
+	if hp == nil || hp.needs == nil || !hp.released.CompareAndSwap(false, true) {
 		return
 	}
 	names.release(hp.keys)
@@ -385,7 +389,6 @@ func (h *TokenAuth) cleanupPermissions() {
 		delete(needs, hp.storeKey)
 	}
 	needsMu.Unlock()
-	hp.needs, hp.keys = nil, nil
 }
 
 // permBits are an identity's flags and required names, in one word: a

@@ -29,7 +29,7 @@ cleanup() {
 trap cleanup EXIT
 eval "$(bash scripts/pg-cluster.sh start "$pgdir")"
 
-go test -race -count=1 -timeout 30m ./...
+go test -race -count=1 -timeout 45m ./...
 
 # What -race must leave out: timing tests and the default-cost hash vectors
 # (the race detector slows hashing several times, unevenly), run without it,
