@@ -283,10 +283,7 @@ type handlerPerms struct {
 	groups    bool // counted in needs.groups
 	permStore store.Permissions
 	users     *usersCache // the cache's, with knox tokens (see userPerms)
-	// released is set by the first cleanupPermissions. The fields stay as
-	// they are: requests of the old config still running after Cleanup
-	// read them.
-	released atomic.Bool
+	released  bool        // by cleanupPermissions (only Cleanup reads it)
 }
 
 // requirement is a Requirement with its names as bits.
@@ -337,7 +334,7 @@ func (h *TokenAuth) provisionPermissions(storeKey string) error {
 	}
 	bits, err := names.acquire(hp.keys)
 	if err != nil {
-		hp.keys = nil
+		hp.keys = nil // nothing acquired, nothing to release
 		return err
 	}
 	for _, q := range h.Require {
@@ -371,12 +368,14 @@ func (h *TokenAuth) permissionsPushed() bool {
 }
 
 // cleanupPermissions gives back what provisionPermissions took; a second
-// call gives back nothing.
+// call gives back nothing. It changes nothing the request path reads: a
+// request the old config still serves after a reload keeps working.
 func (h *TokenAuth) cleanupPermissions() {
 	hp := h.perms
-	if hp == nil || hp.needs == nil || !hp.released.CompareAndSwap(false, true) {
+	if hp == nil || hp.released {
 		return
 	}
+	hp.released = true
 	names.release(hp.keys)
 	if hp.perms {
 		hp.needs.perms.Add(-1)
@@ -506,7 +505,7 @@ func permsVars(userID, username string, tok *tokenState, p *userPerms) caddy.Rep
 // permissions' query is a key not found.
 func (h *TokenAuth) identity(ctx context.Context, id store.Identity, tok *tokenState) (cachedIdentity, error) {
 	hp := h.perms
-	if !id.Active || hp == nil || hp.permStore == nil || hp.needs.perms.Load() == 0 {
+	if !id.Active || hp == nil || hp.permStore == nil || (!hp.perms && hp.needs.perms.Load() == 0) {
 		return newCachedIdentity(id, tok), nil
 	}
 	p, err := h.userPerms(ctx, id.ID)
@@ -524,7 +523,7 @@ func (h *TokenAuth) identity(ctx context.Context, id store.Identity, tok *tokenS
 // changed: one query per user, not per token.
 func (h *TokenAuth) userPerms(ctx context.Context, userID string) (*userPerms, error) {
 	hp := h.perms
-	withGroups := hp.needs.groups.Load() > 0
+	withGroups := hp.groups || hp.needs.groups.Load() > 0
 	query := func(ctx context.Context, userID string) (*userPerms, error) {
 		sp, err := hp.permStore.UserPermissions(ctx, userID)
 		if err != nil {

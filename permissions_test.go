@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -883,5 +884,43 @@ func TestNoPermissionsLoadedMeetNoRequirement(t *testing.T) {
 	}
 	if !hp.allow(&flagsOnly[1]) || !hp.allow(&flagsOnly[2]) || hp.allow(&flagsOnly[0]) {
 		t.Error("the flags' bits do not mean superuser (1) and staff (2)")
+	}
+}
+
+// A request an old config still serves after a reload runs on a handler
+// that has been cleaned up: it is answered as before (no nil state, no
+// race under -race).
+func TestAHandlerStillAnswersDuringItsCleanup(t *testing.T) {
+	f := newPermFixture(t)
+	h := f.handler(t, func(h *TokenAuth) {
+		h.Require = []Requirement{{Staff: true}}
+		h.Cache = &Cache{Off: true} // every request loads the permissions
+	})
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var bad atomic.Value
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if got := f.serve(t, h, "GET", "/", "staff"); got.code != 200 {
+					bad.Store(got.String())
+				}
+			}
+		}()
+	}
+	time.Sleep(20 * time.Millisecond)
+	h.Cleanup()
+	time.Sleep(20 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if v := bad.Load(); v != nil {
+		t.Errorf("a request during Cleanup got %v, want 200", v)
 	}
 }
